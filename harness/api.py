@@ -1,0 +1,127 @@
+"""What a plugin implements: methods, model sources and task kinds.
+
+Classes here are imported by ``harness plugins`` and by suite validation, so a plugin
+module must not import torch at its top: do heavy imports inside ``load``/``apply``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+FAMILIES = ("none", "quantization", "pruning", "sparsity", "distillation", "training")
+NEEDS = ("calibration", "training", "teacher")
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """Params of a method (or options of a source) that takes none."""
+
+
+class Method:
+    """A compression method. Subclasses set the class attributes and ``apply``.
+
+    ``Params`` is a dataclass: suites are checked against it before anything runs, and
+    ``__post_init__`` may raise ``ValueError`` for out-of-range values.
+    """
+
+    name: ClassVar[str]
+    family: ClassVar[str] = "none"
+    needs: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+
+    def check(self, model: Any, ctx: RunContext) -> str | None:
+        """Return a one-line reason to skip this run (no CUDA, wrong dtype), or None."""
+        return None
+
+    def apply(self, model: Any, params: Any, ctx: RunContext) -> tuple[Any, dict[str, Any]]:
+        """Compress ``model``; return the model and ``info`` on what was done.
+
+        ``info`` should say what changed (layers, sparsity, bits), whether the speedup
+        can be real (``kernels``: ``"real"`` or ``"simulated"``), and the library used.
+        """
+        raise NotImplementedError
+
+
+class ModelSource:
+    """Where models come from (``builtin``, ``file``, ``hf``, ...)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type] = NoParams
+
+    def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:
+        """Return a problem with ``ref`` (unknown id, missing file) found without loading."""
+        return None
+
+    def load(self, ref: str, options: Any, ctx: RunContext) -> Any:
+        """Return the model, in eval mode, on ``ctx.device``."""
+        raise NotImplementedError
+
+
+class TaskKind:
+    """A kind of evaluation (``classification``, ``lm-eval``, ...).
+
+    ``Config`` is the dataclass of the task's own keys in the suite (everything except
+    ``name``, ``kind`` and ``models``).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Config: ClassVar[type] = NoParams
+
+    def check_config(self, config: Any, suite_dir: Path) -> list[str]:
+        """Problems with ``config`` that need the file system (missing files)."""
+        return []
+
+    def prepare(self, config: Any, ctx: RunContext) -> PreparedTask:
+        raise NotImplementedError
+
+
+class PreparedTask:
+    """A task with its data loaded, as the worker and methods use it."""
+
+    def evaluate(self, model: Any) -> dict[str, float]:
+        """Quality metrics; ``accuracy`` and ``accuracy_stderr`` where they apply."""
+        raise NotImplementedError
+
+    def example_input(self, batch_size: int) -> Any:
+        """The same deterministic input batch for every method of a (model, task)."""
+        raise NotImplementedError
+
+    def calibration_batches(self, n_samples: int, batch_size: int = 64) -> list[Any]:
+        """Inputs from the training split, for calibrated methods."""
+        raise NotImplementedError
+
+    def train_batches(self, batch_size: int, seed: int) -> list[tuple[Any, Any]]:
+        """One shuffled epoch of (input, target) pairs from the training split."""
+        raise NotImplementedError
+
+    def loss(self, output: Any, target: Any) -> Any:
+        """The task's training loss."""
+        raise NotImplementedError
+
+
+@dataclass
+class RunContext:
+    """What the worker hands to sources, tasks and methods during one run."""
+
+    device: str
+    seed: int
+    work_dir: Path
+    suite_dir: Path
+    task: PreparedTask | None = None
+    load_model: Callable[[str], Any] | None = None  # another model of the suite, by name
+    _teacher: Any = None
+
+    @property
+    def teacher(self) -> Any:
+        """The uncompressed model of this run (a separate copy)."""
+        return self._teacher
+
+    def evaluate(self, model: Any) -> dict[str, float]:
+        assert self.task is not None
+        return self.task.evaluate(model)

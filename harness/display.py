@@ -1,0 +1,105 @@
+"""Terminal output: the leaderboard table, plugin lists, progress lines (rich)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red"}
+
+
+def console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Logs and CI are not terminals; give them room instead of folding every column.
+    return Console(file=stream, width=None if stream.isatty() else 240, highlight=False)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value: Any, spec: str = ".3g") -> str:
+    if _blank(value):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return format(value, spec)
+    return str(value)
+
+
+# (column, header, format) of the on-screen leaderboard; the CSV has every column.
+SCREEN = [
+    ("rank", "#", ".0f"), ("model", "model", ""), ("task", "task", ""), ("method", "method", ""),
+    ("status", "status", ""), ("accuracy", "acc %", "pct"), ("accuracy_stderr", "± %", "pct"),
+    ("accuracy_ratio", "acc ratio", ".4f"), ("latency_ms_p50", "p50 ms", ".3g"),
+    ("latency_ms_p99", "p99 ms", ".3g"), ("throughput_sps", "samples/s", ".4g"),
+    ("speedup", "speedup", ".2f"), ("size_mb", "size MB", ".3g"), ("size_ratio", "size ×", ".2f"),
+    ("params", "params", ",.0f"), ("sparsity", "sparsity", ".3f"), ("peak_mem_mb", "peak MB", ".4g"),
+    ("energy_j_per_1k", "J/1k", ".3g"), ("co2_g_per_1k", "gCO2e/1k", ".3g"),
+    ("cost_usd_per_1m", "$/1M", ".3g"), ("compress_s", "compress s", ".3g"),
+    ("holds_accuracy", "holds", ""),
+]
+
+
+def leaderboard_table(frame: Any, title: str) -> Table:
+    table = Table(title=title, header_style="bold", show_lines=False)
+    for _, header, _ in SCREEN:
+        table.add_column(header, justify="left" if header in ("model", "task", "method", "status") else "right",
+                         no_wrap=True)
+    for record in frame.to_dict("records"):
+        cells = []
+        for column, _, spec in SCREEN:
+            value = record[column]
+            if spec == "pct":
+                text = fmt(None if _blank(value) else value * 100, ".2f")
+            else:
+                text = fmt(value, spec) if spec else fmt(value)
+            if column == "status":
+                text = f"[{STATUS_STYLE.get(value, 'white')}]{text}[/]"
+            if column in ("energy_j_per_1k", "co2_g_per_1k", "cost_usd_per_1m") and text and column in str(record.get("estimated")):
+                text += "*"
+            cells.append(text)
+        table.add_row(*cells)
+    if frame["estimated"].astype(bool).any():
+        table.caption = "* estimated, not measured (see each row's provenance); empty = not measured"
+    else:
+        table.caption = "empty = not measured"
+    return table
+
+
+class ProgressLog:
+    """One line per run start and end: run i of N, what runs, elapsed, time left."""
+
+    def __init__(self, out: Console, total: int, jobs: int):
+        self.out, self.total, self.jobs = out, total, max(1, jobs)
+        self.started = self.done = 0
+        self.t0 = time.monotonic()
+        self.durations: list[float] = []
+
+    @staticmethod
+    def _clock(seconds: float) -> str:
+        seconds = int(round(seconds))
+        return f"{seconds // 60}:{seconds % 60:02d}"
+
+    def start(self, label: str) -> None:
+        self.started += 1
+        self.out.print(f"[dim]\\[{self.started}/{self.total}][/] {label} …")
+
+    def finish(self, label: str, status: str, duration: float, note: str = "") -> None:
+        self.done += 1
+        self.durations.append(duration)
+        elapsed = time.monotonic() - self.t0
+        left = ""
+        if self.done < self.total:
+            mean = sum(self.durations) / len(self.durations)
+            left = f", ~{self._clock(mean * (self.total - self.done) / self.jobs)} left"
+        style = STATUS_STYLE.get(status, "white")
+        extra = f" — {note}" if note else ""
+        self.out.print(f"[dim]\\[{self.done}/{self.total}][/] {label} [{style}]{status}[/] in {duration:.1f}s"
+                       f"{extra} [dim](elapsed {self._clock(elapsed)}{left})[/]")

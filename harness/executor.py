@@ -1,0 +1,137 @@
+"""Run each RunSpec in its own worker process, N at a time.
+
+A worker that raises writes a ``failed`` row itself; one that dies (segfault, abort,
+out-of-memory kill) or overstays the suite's ``timeout_s`` gets its row written here,
+with the tail of its output. Only the caller's ``on_result`` writes results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.plan import RunSpec
+
+TAIL_LINES = 30
+
+
+def _tail(path: Path, lines: int = TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _death(returncode: int) -> str:
+    if returncode < 0:
+        sig = -returncode
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        hint = " (likely out of memory: the kernel's OOM killer sends SIGKILL)" if sig == signal.SIGKILL else ""
+        return f"worker killed by signal {name}{hint}"
+    return f"worker exited with code {returncode} without writing a result"
+
+
+def _base_row(spec: RunSpec, started: datetime, status: str, error: str, duration: float) -> dict[str, Any]:
+    return {
+        "run_id": spec.run_id, "suite": spec.suite, "status": status, "error": error,
+        "model": spec.model["name"], "method": spec.method, "task": spec.task["name"],
+        "steps": spec.steps, "device": spec.device, "started_at": started.isoformat(),
+        "duration_s": duration, "metrics": {}, "provenance": {}, "env": {}, "spec": spec.to_dict(),
+    }
+
+
+def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | None = None) -> dict[str, Any]:
+    """Run ``spec`` in a fresh Python process; always return a result row."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
+        spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
+        spec_path.write_text(json.dumps(spec.to_dict()))
+        env = dict(os.environ)
+        if spec.threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(spec.threads)
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.worker", str(spec_path), str(result_path)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True,  # its own process group: kill it whole
+            )
+            deadline = t0 + spec.timeout_s
+            timed_out = interrupted = False
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    timed_out = True
+                elif stop is not None and stop.is_set():
+                    interrupted = True
+                if timed_out or interrupted:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    proc.wait()
+                    break
+                time.sleep(0.05)
+        duration = time.monotonic() - t0
+        if timed_out:
+            return _base_row(spec, started, "timeout",
+                             f"run exceeded timeout_s = {spec.timeout_s:g} and was killed\n{_tail(log_path)}", duration)
+        if interrupted:
+            return _base_row(spec, started, "failed", "interrupted by the user", duration)
+        if result_path.exists():
+            row = json.loads(result_path.read_text())
+            if row.get("status") == "failed":
+                row["error"] = row.get("error", "") + ("\n--- output tail ---\n" + _tail(log_path, 10) if _tail(log_path, 10) else "")
+            return row
+        return _base_row(spec, started, "failed", f"{_death(proc.returncode)}\n{_tail(log_path)}", duration)
+
+
+class LocalExecutor:
+    """Runs on this machine, ``jobs`` at a time, splitting CPU threads between them."""
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = max(1, jobs)
+        self.stop = threading.Event()
+
+    def run(self, runs: list[RunSpec], log_dir: Path, on_start: Callable[[RunSpec], None],
+            on_result: Callable[[RunSpec, dict[str, Any]], None]) -> None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // self.jobs) if self.jobs > 1 else 0
+        lock = threading.Lock()
+
+        def one(spec: RunSpec) -> None:
+            if self.stop.is_set():
+                return
+            spec.threads = threads
+            with lock:
+                on_start(spec)
+            row = run_in_subprocess(spec, log_dir / f"{spec.run_id}.log", self.stop)
+            if self.stop.is_set() and row.get("error") == "interrupted by the user":
+                return  # not a result: it will run next time
+            with lock:
+                on_result(spec, row)
+
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            futures = [pool.submit(one, spec) for spec in runs]
+            try:
+                for future in futures:
+                    future.result()
+            except KeyboardInterrupt:
+                self.stop.set()
+                for future in futures:
+                    future.cancel()
+                raise

@@ -1,0 +1,1 @@
+"""Measurements taken inside a worker. Each module imports torch only when called."""

@@ -1,0 +1,51 @@
+"""A record of the machine and software a run used."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import platform
+from typing import Any
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def environment(device: str, plugin_versions: dict[str, str]) -> dict[str, Any]:
+    import torch
+
+    env: dict[str, Any] = {
+        "harness": _version("harness"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": _version("numpy"),
+        "torchao": _version("torchao"),
+        "plugins": plugin_versions,
+        "os": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "hostname": platform.node(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        env["gpu"] = torch.cuda.get_device_name(index)
+        env["cuda"] = torch.version.cuda
+    return env

@@ -1,0 +1,187 @@
+"""Run one RunSpec in this process and write its result as JSON.
+
+Started by the executor as ``python -m harness.worker SPEC.json RESULT.json`` so that
+each run has its own memory, threads and fate: whatever happens here, the driver
+writes the row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.api import RunContext
+from harness.params import build
+from harness.plan import RunSpec
+from harness.plugins import Registry, load_registry
+
+
+class RunSkipped(Exception):
+    """A method cannot run here (no GPU, unsupported model); not a failure."""
+
+
+def _lookup(registry: Registry, kind: str, name: str) -> Any:
+    entry = registry.get(kind, name)
+    if entry is not None:
+        return entry.obj
+    culprits = "; ".join(f"plugin '{p.name}': {p.errors[0]}" for p in registry.broken())
+    hint = f" (broken plugins: {culprits})" if culprits else ""
+    raise LookupError(f"{kind} '{name}' is not registered by any loaded plugin{hint}")
+
+
+def _schema(cls: type, table: dict[str, Any], where: str) -> Any:
+    problems: list[str] = []
+    value = build(cls, table, where, problems)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
+def _set_threads(spec: RunSpec) -> None:
+    import torch
+
+    threads = spec.measure.get("threads") or spec.threads
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def execute(spec: RunSpec, registry: Registry) -> dict[str, Any]:
+    """Load, compress, evaluate and measure; return ``metrics``, ``steps`` and more."""
+    import torch
+
+    from harness.measure import memory, model_stats
+    from harness.measure.latency import TimingPolicy, time_forward
+
+    _set_threads(spec)
+    torch.manual_seed(spec.seed)
+    device = spec.device
+    suite_dir = Path(spec.suite_dir)
+    work_dir = Path(tempfile.mkdtemp(prefix=f"harness-{spec.run_id}-"))
+    ctx = RunContext(device=device, seed=spec.seed, work_dir=work_dir, suite_dir=suite_dir)
+
+    source_cls = _lookup(registry, "source", spec.model["source"])
+    task_cls = _lookup(registry, "task", spec.task["kind"])
+    methods = [(_lookup(registry, "method", s["use"]), s) for s in spec.steps]
+
+    task_kind = task_cls()
+    task = task_kind.prepare(_schema(task_cls.Config, spec.task["config"], "task"), ctx)
+    ctx.task = task
+    source = source_cls()
+    options = _schema(source_cls.Options, spec.model["options"], "model.options")
+    model = source.load(spec.model["ref"], options, ctx)
+    model.eval()
+
+    if any("teacher" in cls.needs for cls, _ in methods):
+        import copy
+
+        ctx._teacher = copy.deepcopy(model)
+    steps_out = []
+    for method_cls, step in methods:
+        method = method_cls()
+        reason = method.check(model, ctx)
+        if reason:
+            raise RunSkipped(f"{step['use']}: {reason}")
+        params = _schema(method_cls.Params, step["params"], f"{step['use']}.params")
+        torch.manual_seed(spec.seed)
+        t0 = time.perf_counter()
+        model, info = method.apply(model, params, ctx)
+        apply_s = time.perf_counter() - t0
+        model.eval()
+        steps_out.append({"use": step["use"], "params": step["params"], "apply_s": apply_s, "info": info})
+
+    metrics: dict[str, Any] = {}
+    provenance: dict[str, str] = {}
+    quality = task.evaluate(model)
+    metrics.update(quality)
+    provenance.update({k: "measured" for k in quality})
+
+    metrics["size_bytes"] = model_stats.serialized_size_bytes(model)
+    metrics["size_mb"] = metrics["size_bytes"] / 1e6
+    metrics["params"] = model_stats.count_params(model)
+    sparsity = model_stats.weight_sparsity(model)
+    if sparsity is not None:
+        metrics["sparsity"] = sparsity
+    metrics["compress_s"] = sum(s["apply_s"] for s in steps_out)
+    provenance.update({k: "measured" for k in ("size_bytes", "size_mb", "params", "sparsity", "compress_s") if k in metrics})
+
+    m = spec.measure
+    policy = TimingPolicy(m["warmup_s"], m["min_time_s"], m["min_iterations"], m["max_time_s"], m["ci_target"])
+    rss_reset = memory.reset_peak_rss()
+    latency = {}
+    for batch_size in m["batch_sizes"]:
+        example = task.example_input(batch_size)
+        stats = time_forward(model, example, policy, device)
+        stats["throughput_sps"] = batch_size / (stats["median_ms"] / 1e3)
+        latency[str(batch_size)] = stats
+    metrics["latency"] = latency
+    smallest, largest = str(min(m["batch_sizes"])), str(max(m["batch_sizes"]))
+    metrics["latency_ms_p50"] = latency[smallest]["p50_ms"]
+    metrics["latency_ms_p99"] = latency[smallest]["p99_ms"]
+    metrics["throughput_sps"] = latency[largest]["throughput_sps"]
+    for key in ("latency", "latency_ms_p50", "latency_ms_p99", "throughput_sps"):
+        provenance[key] = "measured"
+    metrics["peak_rss_mb"] = memory.peak_rss_bytes() / 1e6
+    provenance["peak_rss_mb"] = "measured" + ("" if rss_reset else " (whole process, peak could not be reset)")
+    if not device.startswith("cuda"):
+        metrics["peak_mem_mb"] = metrics["peak_rss_mb"]
+        provenance["peak_mem_mb"] = "measured (process RSS during timing, CPU run)"
+    return {"metrics": metrics, "provenance": provenance, "steps": steps_out}
+
+
+def run(spec: RunSpec) -> dict[str, Any]:
+    """The result row for ``spec`` (never raises for a plugin's failure)."""
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {
+        "run_id": spec.run_id,
+        "suite": spec.suite,
+        "model": spec.model["name"],
+        "method": spec.method,
+        "task": spec.task["name"],
+        "steps": spec.steps,
+        "device": spec.device,
+        "started_at": started.isoformat(),
+        "spec": spec.to_dict(),
+    }
+    registry = load_registry()
+    try:
+        row.update(execute(spec, registry))
+        row["status"] = "ok"
+    except RunSkipped as exc:
+        row["status"] = "skipped"
+        row["error"] = str(exc)
+    except Exception as exc:
+        row["status"] = "failed"
+        tb = traceback.format_exc().strip().splitlines()
+        row["error"] = f"{type(exc).__name__}: {exc}\n" + "\n".join(tb[-15:])
+    try:
+        from harness.measure.environment import environment
+
+        plugin_names = {p.name for p in registry.plugins if p.status == "ok"}
+        row["env"] = environment(spec.device, registry.versions(plugin_names))
+    except Exception as exc:
+        row["env"] = {"error": f"{type(exc).__name__}: {exc}"}
+    row["duration_s"] = time.perf_counter() - t0
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec_path, result_path = Path(argv[0]), Path(argv[1])
+    spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
+    row = run(spec)
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, default=str))
+    os.replace(tmp, result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

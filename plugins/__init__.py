@@ -1,0 +1,1 @@
+"""The built-in plugins of harness, registered through the ``harness`` entry points."""

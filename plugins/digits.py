@@ -1,0 +1,157 @@
+"""The ``builtin`` model source: reference models trained on the bundled digits data.
+
+Models train deterministically in seconds on first use and are cached by a hash of
+their code, recipe, data and torch version under ``$HARNESS_CACHE`` (default
+``~/.cache/harness``), so a second run loads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import hookimpl
+from harness.api import ModelSource, NoParams
+
+
+@dataclass(frozen=True)
+class Recipe:
+    arch: str
+    width: int
+    epochs: int = 40
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0
+    dataset: str = "digits"
+
+
+# ref → recipe. "-wN" variants are narrower models, e.g. students for distillation.
+MODELS = {
+    "digits-mlp": Recipe("mlp", 256),
+    "digits-mlp-w64": Recipe("mlp", 64),
+    "digits-mlp-w32": Recipe("mlp", 32),
+    "digits-cnn": Recipe("cnn", 32),
+    "digits-cnn-w8": Recipe("cnn", 8),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+
+
+def build(recipe: Recipe) -> Any:
+    """An untrained model of ``recipe``'s architecture."""
+    from harness_plugins import digits_models
+
+    return digits_models.DigitsMLP(recipe.width) if recipe.arch == "mlp" else digits_models.DigitsCNN(recipe.width)
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    import torch
+    from harness_plugins import datasets, digits_models
+
+    h = hashlib.sha256()
+    h.update(repr(recipe).encode())
+    h.update(inspect.getsource(digits_models).encode())
+    h.update(datasets.fingerprint(recipe.dataset).encode())
+    h.update(".".join(torch.__version__.split(".")[:2]).encode())
+    return h.hexdigest()[:16]
+
+
+class _TrainingTask:
+    """The digits training split in the shape :func:`harness.training.fit` expects."""
+
+    def __init__(self, dataset: str):
+        from harness_plugins import datasets
+
+        self.x, self.y = datasets.load(dataset, "train")
+
+    def train_batches(self, batch_size: int, seed: int):
+        import torch
+
+        order = torch.randperm(len(self.y), generator=torch.Generator().manual_seed(seed))
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            yield self.x[idx], self.y[idx]
+
+    def loss(self, output, target):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(output, target)
+
+
+def train(recipe: Recipe) -> Any:
+    import torch
+
+    from harness.training import fit
+
+    torch.manual_seed(recipe.seed)
+    model = build(recipe)
+    fit(model, _TrainingTask(recipe.dataset), epochs=recipe.epochs, lr=recipe.lr,
+        seed=recipe.seed, batch_size=recipe.batch_size)
+    return model
+
+
+def cached_path(ref: str) -> Path:
+    return cache_dir() / "models" / f"{ref}-{recipe_hash(MODELS[ref])}.pt"
+
+
+def train_to_cache(ref: str) -> Path:
+    """Train ``ref`` and store its weights atomically (parallel runs never read half a file)."""
+    import torch
+
+    path = cached_path(ref)
+    model = train(MODELS[ref])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_trained(ref: str) -> Any:
+    """The trained model for ``ref``, from the cache or trained first.
+
+    Training runs in a child process: a process that has just trained (autograd, thread
+    pools, allocator state) times inference measurably slower than a fresh one, and the
+    worker must measure like every other run.
+    """
+    import torch
+
+    path = cached_path(ref)
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "harness_plugins.digits", ref], check=True)
+    model = build(MODELS[ref])
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model.eval()
+
+
+class BuiltinSource(ModelSource):
+    name = "builtin"
+    description = "reference models trained on bundled data: " + ", ".join(MODELS)
+    Options = NoParams
+
+    def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:
+        if ref not in MODELS:
+            from harness.params import nearest
+
+            return f"unknown builtin model '{ref}'{nearest(ref, MODELS)}"
+        return None
+
+    def load(self, ref: str, options: Any, ctx: Any) -> Any:
+        return load_trained(ref).to(ctx.device)
+
+
+@hookimpl
+def harness_register_models(register):
+    register(BuiltinSource)
+
+
+if __name__ == "__main__":
+    print(f"training builtin model {sys.argv[1]} → {train_to_cache(sys.argv[1])}", file=sys.stderr)
