@@ -104,6 +104,12 @@ class PreparedTask:
         """The task's training loss."""
         raise NotImplementedError
 
+    # Optional, called by the worker when a task defines them:
+    #   before_compression(model) -> None: see the original model once (e.g. to keep
+    #       reference outputs for fidelity), before any method runs.
+    #   extra_measurements(model, measure: dict) -> (metrics, provenance): figures only
+    #       this kind of task can take (e.g. generation speed of a causal LM).
+
 
 @dataclass
 class RunContext:

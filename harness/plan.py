@@ -6,7 +6,7 @@ import fnmatch
 import hashlib
 import importlib.metadata as md
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness import __version__
@@ -33,6 +33,7 @@ class RunSpec:
     timeout_s: float
     versions: dict[str, Any]
     accuracy_gate: float = 0.99  # for leaderboards; not part of the run's identity
+    suite_models: dict[str, Any] = field(default_factory=dict)  # name → model spec, for ctx.load_model
     threads: int = 0  # set by the executor when runs share the CPU
 
     @property
@@ -109,6 +110,7 @@ def build_plan(suite: Suite, registry: Registry) -> list[RunSpec]:
                         timeout_s=suite.config.timeout_s,
                         versions=versions,
                         accuracy_gate=suite.config.accuracy_gate,
+                        suite_models={m.name: asdict(m) for m in suite.models},
                     )
                 )
     return runs

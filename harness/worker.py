@@ -56,8 +56,7 @@ def execute(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     """Load, compress, evaluate and measure; return ``metrics``, ``steps`` and more."""
     import torch
 
-    from harness.measure import memory, model_stats
-    from harness.measure.latency import TimingPolicy, time_forward
+    from harness.measure.perf import measure_model
 
     _set_threads(spec)
     torch.manual_seed(spec.seed)
@@ -73,10 +72,21 @@ def execute(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     task_kind = task_cls()
     task = task_kind.prepare(_schema(task_cls.Config, spec.task["config"], "task"), ctx)
     ctx.task = task
-    source = source_cls()
-    options = _schema(source_cls.Options, spec.model["options"], "model.options")
-    model = source.load(spec.model["ref"], options, ctx)
+
+    def load_model(name: str) -> Any:
+        if name not in spec.suite_models:
+            raise LookupError(f"no model named '{name}' in the suite; models: {', '.join(spec.suite_models)}")
+        other = spec.suite_models[name]
+        cls = _lookup(registry, "source", other["source"])
+        loaded = cls().load(other["ref"], _schema(cls.Options, other["options"], f"models.{name}.options"), ctx)
+        return loaded.eval()
+
+    ctx.load_model = load_model
+    model = load_model(spec.model["name"]) if spec.model["name"] in spec.suite_models else \
+        source_cls().load(spec.model["ref"], _schema(source_cls.Options, spec.model["options"], "model.options"), ctx)
     model.eval()
+    if hasattr(task, "before_compression"):
+        task.before_compression(model)  # e.g. fidelity: reference outputs of the original
 
     if any("teacher" in cls.needs for cls, _ in methods):
         import copy
@@ -101,37 +111,17 @@ def execute(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     quality = task.evaluate(model)
     metrics.update(quality)
     provenance.update({k: "measured" for k in quality})
-
-    metrics["size_bytes"] = model_stats.serialized_size_bytes(model)
-    metrics["size_mb"] = metrics["size_bytes"] / 1e6
-    metrics["params"] = model_stats.count_params(model)
-    sparsity = model_stats.weight_sparsity(model)
-    if sparsity is not None:
-        metrics["sparsity"] = sparsity
     metrics["compress_s"] = sum(s["apply_s"] for s in steps_out)
-    provenance.update({k: "measured" for k in ("size_bytes", "size_mb", "params", "sparsity", "compress_s") if k in metrics})
+    provenance["compress_s"] = "measured"
 
-    m = spec.measure
-    policy = TimingPolicy(m["warmup_s"], m["min_time_s"], m["min_iterations"], m["max_time_s"], m["ci_target"])
-    rss_reset = memory.reset_peak_rss()
-    latency = {}
-    for batch_size in m["batch_sizes"]:
-        example = task.example_input(batch_size)
-        stats = time_forward(model, example, policy, device)
-        stats["throughput_sps"] = batch_size / (stats["median_ms"] / 1e3)
-        latency[str(batch_size)] = stats
-    metrics["latency"] = latency
-    smallest, largest = str(min(m["batch_sizes"])), str(max(m["batch_sizes"]))
-    metrics["latency_ms_p50"] = latency[smallest]["p50_ms"]
-    metrics["latency_ms_p99"] = latency[smallest]["p99_ms"]
-    metrics["throughput_sps"] = latency[largest]["throughput_sps"]
-    for key in ("latency", "latency_ms_p50", "latency_ms_p99", "throughput_sps"):
-        provenance[key] = "measured"
-    metrics["peak_rss_mb"] = memory.peak_rss_bytes() / 1e6
-    provenance["peak_rss_mb"] = "measured" + ("" if rss_reset else " (whole process, peak could not be reset)")
-    if not device.startswith("cuda"):
-        metrics["peak_mem_mb"] = metrics["peak_rss_mb"]
-        provenance["peak_mem_mb"] = "measured (process RSS during timing, CPU run)"
+    perf, perf_provenance = measure_model(model, task, spec.measure, device)
+    metrics.update(perf)
+    provenance.update(perf_provenance)
+    extra = getattr(task, "extra_measurements", None)
+    if extra is not None:
+        more, more_provenance = extra(model, spec.measure)
+        metrics.update(more)
+        provenance.update(more_provenance)
     return {"metrics": metrics, "provenance": provenance, "steps": steps_out}
 
 

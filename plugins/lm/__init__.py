@@ -1,0 +1,1 @@
+"""Language models: the hf source and LM task kinds (issue 5, in progress)."""
