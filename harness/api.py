@@ -61,6 +61,12 @@ class ModelSource:
         """Return the model, in eval mode, on ``ctx.device``."""
         raise NotImplementedError
 
+    def prepare(self, ref: str, options: Any, suite_dir: Path) -> None:
+        """One-time work before any run loads ``ref`` (train, convert, fill a cache).
+
+        The driver calls it in a child process, outside every run's timeout and timings.
+        """
+
 
 class TaskKind:
     """A kind of evaluation (``classification``, ``lm-eval``, ...).

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +62,25 @@ def make_executor(registry: Registry, name: str, jobs: int) -> Any:
     return cls(jobs=jobs)
 
 
+def prepare_models(runs: list[RunSpec], out: Any) -> None:
+    """Let each model's source do its one-time work (e.g. train a builtin model) once,
+    in a child process, so that no run's timeout or timing includes it."""
+    seen: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        seen.setdefault(json.dumps(run.model, sort_keys=True), run.model | {"_dir": run.suite_dir})
+    for model in seen.values():
+        suite_dir = model.pop("_dir")
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "harness.worker", "--prepare", json.dumps(model), suite_dir],
+                              capture_output=True, text=True)
+        took = time.monotonic() - t0
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            out.print(f"[yellow]preparing model {model['name']} failed[/] ({tail}); its runs will report the error")
+        elif took > 1.0:
+            out.print(f"prepared model {model['name']} ({model['source']}:{model['ref']}) in {took:.1f}s")
+
+
 def run_suite(suite: Suite, registry: Registry, opts: BenchOptions, out: Any) -> list[dict[str, Any]]:
     """Run what is pending; return this invocation's result rows."""
     runs, todo = pending_runs(suite, registry, opts)
@@ -67,6 +90,7 @@ def run_suite(suite: Suite, registry: Registry, opts: BenchOptions, out: Any) ->
     if not todo:
         return []
     executor = make_executor(registry, opts.executor, opts.jobs)
+    prepare_models(todo, out)
     progress = ProgressLog(out, len(todo), opts.jobs)
     produced: list[dict[str, Any]] = []
 

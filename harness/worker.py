@@ -162,8 +162,18 @@ def run(spec: RunSpec) -> dict[str, Any]:
     return row
 
 
+def prepare(model: dict[str, Any], suite_dir: Path) -> None:
+    """Run a model source's one-time preparation (``python -m harness.worker --prepare``)."""
+    registry = load_registry()
+    cls = _lookup(registry, "source", model["source"])
+    cls().prepare(model["ref"], _schema(cls.Options, model["options"], "options"), suite_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[0] == "--prepare":
+        prepare(json.loads(argv[1]), Path(argv[2]))
+        return 0
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
     row = run(spec)

@@ -144,6 +144,10 @@ class BuiltinSource(ModelSource):
             return f"unknown builtin model '{ref}'{nearest(ref, MODELS)}"
         return None
 
+    def prepare(self, ref: str, options: Any, suite_dir: Path) -> None:
+        if not cached_path(ref).exists():
+            train_to_cache(ref)
+
     def load(self, ref: str, options: Any, ctx: Any) -> Any:
         return load_trained(ref).to(ctx.device)
 

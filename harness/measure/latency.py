@@ -1,18 +1,29 @@
 """Time a forward pass: warm up until it settles, then sample until the median is known.
 
-On CPU each iteration is timed with ``time.perf_counter_ns``; on CUDA with a pair of
-CUDA events around each iteration, waiting on the end event so each sample is the
-device time of one batch (the latency a caller sees).
+Each sample is one call. On CPU it is timed with ``time.perf_counter_ns``; on CUDA with a
+pair of CUDA events around the call and a wait on the end event, so every sample starts on
+an idle stream and is the latency one synchronous caller sees (launch overhead included).
+
+Sampling lasts at least ``min_time_s`` and ``min_iterations``, then goes on, checking after
+every further 25%, until the 95% confidence interval of the median is narrower than
+``ci_target`` (relative) or ``max_time_s`` has passed; a timing that never got there, or
+whose warm-up never settled, is flagged ``noisy``. The garbage collector is off while
+timing, as in ``timeit``.
 """
 
 from __future__ import annotations
 
+import gc
 import math
-import statistics
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+Clock = Callable[[], int]  # nanoseconds
+Step = Callable[[], int]  # runs the timed call once, returns its duration in ns
 
 
 @dataclass
@@ -22,122 +33,177 @@ class TimingPolicy:
     min_iterations: int = 20
     max_time_s: float = 20.0
     ci_target: float = 0.02  # relative width of the 95% CI of the median
+    settle_tolerance: float = 0.05  # warm-up: successive window medians agree within this
 
 
-def median_ci(sorted_samples: list[float]) -> tuple[float, float]:
-    """Distribution-free 95% confidence interval of the median (order statistics)."""
-    n = len(sorted_samples)
+def median_ci_ranks(n: int) -> tuple[int, int]:
+    """0-based ranks bounding the distribution-free 95% CI of the median (normal
+    approximation to Binomial(n, 1/2)); the whole range for tiny ``n``."""
     half = 1.96 * math.sqrt(n) / 2
     lo = max(0, int(math.floor(n / 2 - half)) - 1)
     hi = min(n - 1, int(math.ceil(n / 2 + half)))
-    return sorted_samples[lo], sorted_samples[hi]
+    return lo, hi
 
 
-def summarize(samples_s: list[float], settled: bool, ci_target: float) -> dict[str, Any]:
-    """Statistics of per-iteration times, in milliseconds."""
-    ordered = sorted(samples_s)
-    n = len(ordered)
-    ms = [s * 1e3 for s in ordered]
+def ci_rel_width(samples_ns: Any) -> float:
+    """Relative width of the median's 95% CI, from order statistics only (O(n))."""
+    import numpy as np
+
+    values = np.asarray(samples_ns, dtype=np.int64)
+    n = len(values)
+    lo, hi = median_ci_ranks(n)
+    mid = n // 2
+    part = np.partition(values, sorted({lo, mid, hi}))
+    median = float(part[mid])
+    return (float(part[hi]) - float(part[lo])) / median if median > 0 else math.inf
+
+
+def summarize(samples_ns: Any, ci_target: float, warmup_settled: bool = True,
+              stopped: str = "ci_target") -> dict[str, Any]:
+    """Statistics of per-call times, in milliseconds (percentiles by nearest rank)."""
+    import numpy as np
+
+    ms = np.sort(np.asarray(samples_ns, dtype=np.int64)).astype(np.float64) / 1e6
+    n = len(ms)
 
     def pct(q: float) -> float:
-        return ms[min(n - 1, max(0, math.ceil(q * n) - 1))]
+        return float(ms[min(n - 1, max(0, math.ceil(q * n) - 1))])
 
-    median = statistics.median(ms)
-    lo, hi = median_ci(ms)
-    rel = (hi - lo) / median if median > 0 else float("inf")
+    median = float(np.median(ms))
+    lo, hi = median_ci_ranks(n)
+    rel = (ms[hi] - ms[lo]) / median if median > 0 else math.inf
+    ci_met = bool(rel <= ci_target)
     return {
         "n": n,
         "median_ms": median,
-        "mean_ms": statistics.fmean(ms),
-        "stdev_ms": statistics.stdev(ms) if n > 1 else 0.0,
+        "mean_ms": float(ms.mean()),
+        "stdev_ms": float(ms.std(ddof=1)) if n > 1 else 0.0,
         "p50_ms": median,
         "p90_ms": pct(0.90),
         "p99_ms": pct(0.99),
         "iqr_ms": pct(0.75) - pct(0.25),
-        "min_ms": ms[0],
-        "ci95_ms": [lo, hi],
-        "ci_rel_width": rel,
-        "settled": settled,
-        "noisy": not (settled and rel <= ci_target),
+        "min_ms": float(ms[0]),
+        "max_ms": float(ms[-1]),
+        "ci95_ms": [float(ms[lo]), float(ms[hi])],
+        "ci_rel_width": float(rel),
+        "ci_target": ci_target,
+        "warmup_settled": warmup_settled,
+        "stopped": stopped,
+        "noisy": not (ci_met and warmup_settled),
     }
 
 
-def _warm_up(step: Callable[[], float], warmup_s: float) -> bool:
-    """Run until ``warmup_s`` has passed and two successive windows agree within 5%."""
-    deadline = time.perf_counter() + max(warmup_s, 0.0)
-    window: list[float] = []
+def warm_up(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_ns) -> bool:
+    """Run ``step`` for at least ``warmup_s`` and until two successive windows' medians
+    agree within ``settle_tolerance``; False when that did not happen within
+    ``max(4 * warmup_s, 0.2 s)`` (at least two windows always run)."""
+    start = clock()
+    settle_from = start + int(policy.warmup_s * 1e9)
+    give_up = start + int(max(4 * policy.warmup_s, 0.2) * 1e9)
+    window_ns = int(max(0.25, policy.warmup_s / 4) * 1e9)
     previous: float | None = None
-    hard_stop = time.perf_counter() + max(4 * warmup_s, 1.0)
+    window: list[int] = []
+    window_start = start
     while True:
         window.append(step())
-        if len(window) >= 10 and time.perf_counter() >= deadline:
-            current = statistics.median(window)
-            if previous is not None and abs(current - previous) <= 0.05 * previous:
+        now = clock()
+        if len(window) < 10 and now - window_start < window_ns:
+            continue
+        window.sort()
+        current = float(window[len(window) // 2])
+        if previous is not None:
+            if now >= settle_from and abs(current - previous) <= policy.settle_tolerance * previous:
                 return True
-            if time.perf_counter() >= hard_stop:
+            if now >= give_up:
                 return False
-            previous, window = current, []
+        previous, window, window_start = current, [], now
 
 
-def time_callable(fn: Callable[[], Any], policy: TimingPolicy, timer: Callable[[], int] = time.perf_counter_ns) -> dict[str, Any]:
-    """Time ``fn`` on the host clock and return :func:`summarize` statistics."""
-
-    def step() -> float:
-        t0 = timer()
-        fn()
-        return (timer() - t0) * 1e-9
-
-    settled = _warm_up(step, policy.warmup_s)
-    return _sample(step, policy, settled)
-
-
-def _sample(step: Callable[[], float], policy: TimingPolicy, settled: bool) -> dict[str, Any]:
-    samples: list[float] = []
-    start = time.perf_counter()
-    next_check = policy.min_iterations
+def sample(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_ns) -> tuple[array, str]:
+    """Samples (ns) and why sampling stopped: ``ci_target`` or ``max_time_s``."""
+    samples = array("q")
+    append = samples.append
+    start = clock()
+    cap = start + int(policy.max_time_s * 1e9)
+    check_at = start + int(policy.min_time_s * 1e9)
+    check_n = policy.min_iterations
     while True:
-        samples.append(step())
-        elapsed = time.perf_counter() - start
-        if elapsed >= policy.max_time_s:
-            return summarize(samples, False, policy.ci_target) | {"stopped": "max_time_s"}
-        if len(samples) >= next_check and elapsed >= policy.min_time_s:
-            stats = summarize(samples, settled, policy.ci_target)
-            if stats["ci_rel_width"] <= policy.ci_target:
-                return stats | {"stopped": "ci_target"}
-            next_check = int(len(samples) * 1.25) + 1
+        while True:
+            append(step())
+            now = clock()
+            if (now >= check_at and len(samples) >= check_n) or now >= cap:
+                break
+        if ci_rel_width(samples) <= policy.ci_target:
+            return samples, "ci_target"
+        if now >= cap:
+            return samples, "max_time_s"
+        check_at = now + max((now - start) // 4, 10_000_000)
+        check_n = len(samples) + len(samples) // 4 + 1
 
 
-def time_forward_cuda(fn: Callable[[], Any], policy: TimingPolicy, torch: Any) -> dict[str, Any]:
-    """Time ``fn`` with CUDA events; each sample is one iteration's device time."""
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
-    def step() -> float:
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
+
+def time_step(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_ns) -> dict[str, Any]:
+    """Warm up, sample and summarize ``step`` (a call that returns its own duration)."""
+    with _gc_paused():
+        settled = warm_up(step, policy, clock)
+        samples, stopped = sample(step, policy, clock)
+    return summarize(samples, policy.ci_target, settled, stopped)
+
+
+def host_step(fn: Callable[[], Any], clock: Clock = time.perf_counter_ns) -> Step:
+    """A step timing ``fn`` on the host clock."""
+
+    def step() -> int:
+        t0 = clock()
+        fn()
+        return clock() - t0
+
+    return step
+
+
+def cuda_step(fn: Callable[[], Any], torch: Any) -> Step:
+    """A step timing ``fn`` with CUDA events; waits for the end event every call."""
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+
+    def step() -> int:
         start.record()
         fn()
         end.record()
         end.synchronize()
-        return start.elapsed_time(end) * 1e-3  # elapsed_time is in ms
+        return int(start.elapsed_time(end) * 1e6)  # elapsed_time is in ms
 
-    torch.cuda.synchronize()
-    settled = _warm_up(step, policy.warmup_s)
-    stats = _sample(step, policy, settled)
-    torch.cuda.synchronize()
-    return stats
+    return step
+
+
+def time_callable(fn: Callable[[], Any], policy: TimingPolicy, clock: Clock = time.perf_counter_ns) -> dict[str, Any]:
+    """Time ``fn`` on the host clock and return :func:`summarize` statistics."""
+    return time_step(host_step(fn, clock), policy, clock) | {"clock": "perf_counter_ns"}
 
 
 def time_forward(model: Any, example: Any, policy: TimingPolicy, device: str) -> dict[str, Any]:
     """Latency of ``model(example)`` under ``torch.inference_mode()``."""
     import torch
 
-    with torch.inference_mode():
-        def forward() -> Any:
-            return model(example)
+    def forward() -> Any:
+        return model(example)
 
+    with torch.inference_mode():
         if device.startswith("cuda"):
-            stats = time_forward_cuda(forward, policy, torch)
-            stats["clock"] = "cuda-events"
+            torch.cuda.synchronize(device)
+            stats = time_step(cuda_step(forward, torch), policy) | {"clock": "cuda-events"}
+            torch.cuda.synchronize(device)
         else:
             stats = time_callable(forward, policy)
-            stats["clock"] = "perf_counter_ns"
     return stats

@@ -69,3 +69,31 @@ def zero_fraction(tensors: list[Any]) -> float | None:
 def weight_sparsity(model: Any) -> float | None:
     """Share of zeros over the weights of all Linear/Conv layers."""
     return zero_fraction([w for _, w in weight_tensors(model)])
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes of the tensors in the model's state (weights and buffers, packed quantized
+    weights by their storage), each storage counted once."""
+    seen: set[tuple[str, int]] = set()
+    total = 0
+
+    def add(value: Any) -> None:
+        nonlocal total
+        if isinstance(value, (tuple, list)):
+            for item in value:
+                add(item)
+            return
+        if not hasattr(value, "element_size") or not hasattr(value, "numel"):
+            return
+        try:
+            key = (str(value.device), value.untyped_storage().data_ptr())
+        except Exception:
+            key = ("", id(value))
+        if key[1] and key in seen:
+            return
+        seen.add(key)
+        total += value.numel() * value.element_size()
+
+    for value in model.state_dict().values():
+        add(value)
+    return total

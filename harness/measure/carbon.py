@@ -1,0 +1,119 @@
+"""CPU and RAM energy, and grid carbon intensity, through codecarbon's offline tracker.
+
+The tracker runs in ``process`` mode (this process's share, not the whole machine, which
+other jobs share), offline: the carbon intensity is codecarbon's yearly average for the
+suite's ``carbon_country``; no network, no geolocation, nothing written to disk.
+
+codecarbon measures the CPU only where it can read energy counters (Intel RAPL, Power
+Gadget, Windows EMI, powermetrics); otherwise it multiplies the process's CPU load by a
+TDP from its table, or by a default of 4 W per thread for a CPU it does not know. RAM
+power always comes from its DIMM-count heuristic. The provenance says which happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+COUNTER_MODES = {"intel_rapl", "intel_power_gadget", "windows_emi", "apple_powermetrics"}
+J_PER_KWH = 3.6e6
+
+# codecarbon sets up its hardware once per process, and warns only then: keep what it said.
+_setup_warnings: list[str] = []
+
+
+class _Collect(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            _setup_warnings.append(record.getMessage())
+
+
+@dataclass
+class HostEnergy:
+    cpu_j: float | None
+    ram_j: float | None
+    duration_s: float
+    provenance: str  # for cpu_j + ram_j together
+    intensity_g_per_kwh: float | None
+    intensity_provenance: str
+
+    @property
+    def joules(self) -> float | None:
+        if self.cpu_j is None or self.ram_j is None:
+            return None
+        return self.cpu_j + self.ram_j
+
+
+class HostEnergyMeter:
+    """``start()``/``stop()`` around a window; ``stop()`` gives :class:`HostEnergy`.
+
+    The first ``start()`` in a process also sets codecarbon up (a few seconds: it matches
+    the CPU model against its TDP table); that happens before the window opens.
+    """
+
+    def __init__(self, country_iso_code: str):
+        self.country = country_iso_code
+        self._tracker: Any = None
+
+    def start(self) -> None:
+        from codecarbon import OfflineEmissionsTracker
+
+        import codecarbon.external.geography  # noqa: F401  (else imported, slowly, inside stop())
+
+        log = logging.getLogger("codecarbon")
+        log.disabled = True  # its constructor chats on stderr
+        try:
+            self._tracker = OfflineEmissionsTracker(
+                country_iso_code=self.country, tracking_mode="process", measure_power_secs=1,
+                output_methods=[], output_dir=tempfile.gettempdir(), log_level="warning",
+                project_name="harness", allow_multiple_runs=True)
+        finally:
+            log.disabled = False
+        # Setup warnings (unknown CPU, no RAPL) go to the provenance, not to stderr.
+        log.propagate = False
+        for handler in log.handlers:
+            handler.setLevel(logging.CRITICAL)
+        collect = _Collect()
+        log.addHandler(collect)
+        try:
+            self._tracker.start()
+        finally:
+            log.removeHandler(collect)
+
+    def stop(self) -> HostEnergy:
+        tracker, self._tracker = self._tracker, None
+        tracker.stop()
+        data = tracker.final_emissions_data
+        cpu_j, ram_j = data.cpu_energy * J_PER_KWH, data.ram_energy * J_PER_KWH
+        provenance = describe(tracker)
+        consumed = data.energy_consumed
+        if consumed and consumed > 0:
+            intensity = data.emissions * 1000 / consumed
+            intensity_how = (f"estimated: codecarbon's yearly average grid carbon intensity for "
+                             f"{data.country_iso_code or self.country} (offline data), {intensity:.0f} gCO2e/kWh")
+        else:
+            intensity, intensity_how = None, "absent: codecarbon recorded no energy to derive it from"
+        return HostEnergy(cpu_j, ram_j, float(data.duration), provenance, intensity, intensity_how)
+
+
+def describe(tracker: Any) -> str:
+    """Provenance of codecarbon's CPU + RAM energy, from how it set itself up."""
+    cpu = next((h for h in tracker._hardware if type(h).__name__ == "CPU"), None)
+    mode = getattr(cpu, "_mode", None)
+    ram_why = "RAM power from codecarbon's DIMM heuristic for the process's memory"
+    if mode in COUNTER_MODES:
+        return f"estimated: CPU from {mode} energy counters (process share by CPU time); {ram_why}"
+    if cpu is None:
+        return f"estimated: codecarbon found no CPU to track; {ram_why}"
+    unknown = next((w for w in _setup_warnings if "don't know it" in w), None)
+    tdp = getattr(cpu, "_tdp", None)
+    if unknown:
+        cpu_why = f"CPU '{getattr(cpu, '_model', '?')}' is unknown to codecarbon's TDP table, so TDP = 4 W per thread = {tdp} W"
+    elif getattr(cpu, "_is_generic_tdp", False):
+        cpu_why = f"no TDP found, codecarbon's generic constant {tdp} W"
+    else:
+        cpu_why = f"TDP {tdp} W from codecarbon's table"
+    how = "this process's CPU load × TDP" if mode == "cpu_load" else f"codecarbon {mode} mode"
+    return f"estimated: no CPU energy counters readable (no RAPL); {how}; {cpu_why}; {ram_why}"

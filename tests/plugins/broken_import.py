@@ -1,0 +1,3 @@
+"""A plugin that cannot even be imported."""
+
+import harness_nonexistent_dependency  # noqa: F401

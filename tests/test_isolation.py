@@ -1,0 +1,72 @@
+"""A plugin that raises, crashes, hangs or runs out of memory fails only its own run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import FAST_MEASURE, ROOT, run_cli, write_suite
+
+PLUGIN_ENV = {"HARNESS_PLUGINS": "misbehave", "PYTHONPATH": str(ROOT / "tests" / "plugins")}
+
+
+def test_misbehaving_methods_become_rows_and_the_suite_goes_on(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, f"""
+        [suite]
+        name = "misbehave"
+        timeout_s = 30
+        {FAST_MEASURE}
+        [[models]]
+        name = "mlp"
+        source = "builtin"
+        ref = "digits-mlp"
+
+        [[tasks]]
+        name = "digits"
+        kind = "classification"
+        dataset = "digits"
+
+        [[methods]]
+        use = "test.raise"
+        [[methods]]
+        use = "test.segfault"
+        [[methods]]
+        use = "test.hang"
+        [[methods]]
+        use = "test.oom"
+        [[methods]]
+        use = "test.oom-killed"
+        [[methods]]
+        use = "test.skip"
+        [[methods]]
+        use = "quant.int8-dynamic"
+    """)
+    log = tmp_path / "hook.log"
+    proc = run_cli("bench", str(suite), "--results", str(tmp_path / "results"),
+                   env=PLUGIN_ENV | {"MISBEHAVE_RESULT_LOG": str(log)})
+    assert proc.returncode == 1, proc.stderr  # failures are reported by the exit code
+    rows = {r["method"]: r for r in map(json.loads, (tmp_path / "results/misbehave/results.jsonl").read_text().splitlines())}
+
+    assert rows["baseline"]["status"] == "ok"
+    assert rows["quant.int8-dynamic"]["status"] == "ok"  # ran after all the failures
+    assert rows["test.raise"]["status"] == "failed"
+    assert "RuntimeError: this method always fails" in rows["test.raise"]["error"]
+    assert rows["test.segfault"]["status"] == "failed"
+    assert "SIGSEGV" in rows["test.segfault"]["error"]
+    assert "about to crash" in rows["test.segfault"]["error"]  # the tail of its output
+    assert rows["test.hang"]["status"] == "timeout"
+    assert "hanging now" in rows["test.hang"]["error"]
+    assert rows["test.oom"]["status"] == "failed"
+    assert "MemoryError" in rows["test.oom"]["error"]
+    assert rows["test.oom-killed"]["status"] == "failed"
+    assert "SIGKILL" in rows["test.oom-killed"]["error"] and "out of memory" in rows["test.oom-killed"]["error"]
+    assert rows["test.skip"]["status"] == "skipped"
+    assert "needs hardware" in rows["test.skip"]["error"]
+    for row in rows.values():  # every row is complete enough to show
+        assert {"run_id", "suite", "model", "task", "method", "status", "started_at", "duration_s"} <= set(row)
+    # the harness_result hook saw every stored row
+    assert sorted(log.read_text().split("\n")[:-1]) == sorted(f"{m} {r['status']}" for m, r in rows.items())
+
+    board = run_cli("leaderboard", str(tmp_path / "results/misbehave"))
+    assert board.returncode == 0
+    assert "timeout" in board.stdout and "failed" in board.stdout
