@@ -1,0 +1,127 @@
+"""Plugin discovery: built-ins, a third-party distribution, and broken plugins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAST_MEASURE, ROOT, run_cli, write_suite
+
+from harness.plugins import load_registry
+
+TEST_PLUGINS = {"PYTHONPATH": str(ROOT / "tests" / "plugins")}
+
+
+def test_builtins_register_through_entry_points() -> None:
+    registry = load_registry(disabled=set(), extra=[])
+    assert {"baseline", "quant.int8-dynamic", "prune.magnitude", "train.finetune"} <= set(registry.names("method"))
+    assert {"builtin", "file"} <= set(registry.names("source"))
+    assert "classification" in registry.names("task")
+    assert "local" in registry.names("executor")
+    core = next(p for p in registry.plugins if p.name == "core")
+    assert core.dist == "harness" and core.status == "ok" and "harness_register_methods" in core.hooks
+
+
+def test_plugins_command_is_fast_and_imports_no_torch() -> None:
+    code = ("import sys, harness.cli; rc = harness.cli.main(['plugins']); "
+            "print('HEAVY', [m for m in ('torch', 'pandas', 'transformers') if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("module, fragment", [
+    ("broken_import", "Error importing plugin 'broken_import' (broken_import): ModuleNotFoundError"),
+    ("duplicate", "method 'baseline' is already registered by plugin 'core'"),
+    ("bad_registration", "not a subclass of harness.api.Method"),
+])
+def test_broken_plugins_are_listed_as_broken(module: str, fragment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
+    proc = run_cli("plugins", env=TEST_PLUGINS | {"HARNESS_PLUGINS": module, "COLUMNS": "400"})
+    assert proc.returncode == 1  # something is broken: say so
+    flat = " ".join(proc.stdout.split())
+    assert "broken" in flat and module in flat, proc.stdout
+    registry = load_registry(extra=[module])
+    plugin = next(p for p in registry.plugins if p.name == module)
+    assert plugin.status == "broken" and fragment in plugin.errors[0]
+    assert registry.get("method", "baseline").plugin.name == "core"  # built-ins unaffected
+
+
+def test_a_broken_plugin_fails_only_the_runs_that_use_it(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, f"""
+        [suite]
+        name = "broken"
+        {FAST_MEASURE}
+        [[models]]
+        name = "mlp"
+        source = "builtin"
+        ref = "digits-mlp"
+        [[tasks]]
+        name = "digits"
+        kind = "classification"
+        dataset = "digits"
+        [[methods]]
+        use = "broken.method"
+    """)
+    proc = run_cli("bench", str(suite), "--results", str(tmp_path / "r"),
+                   env=TEST_PLUGINS | {"HARNESS_PLUGINS": "broken_import"})
+    assert proc.returncode == 1
+    assert "warning" in proc.stderr and "broken_import" in proc.stderr
+    rows = {r["method"]: r for r in map(json.loads, (tmp_path / "r/broken/results.jsonl").read_text().splitlines())}
+    assert rows["baseline"]["status"] == "ok"
+    assert rows["broken.method"]["status"] == "failed"
+    assert "broken_import" in rows["broken.method"]["error"]
+
+
+def test_disable_plugins_blocks_by_name() -> None:
+    registry = load_registry(disabled={"pruning"}, extra=[])
+    assert registry.get("method", "prune.magnitude") is None
+    assert next(p for p in registry.plugins if p.name == "pruning").status == "disabled"
+    proc = run_cli("plugins", env={"HARNESS_DISABLE_PLUGINS": "pruning", "COLUMNS": "400"})
+    assert "disabled" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def example_installed():
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["install", "--no-deps", "--no-build-isolation", str(ROOT / "examples" / "harness-example")],
+                   check=True, capture_output=True)
+    yield
+    subprocess.run(pip + ["uninstall", "-y", "harness-example"], check=True, capture_output=True)
+
+
+def test_third_party_plugin_is_discovered_and_runs(example_installed, tmp_path: Path) -> None:
+    proc = run_cli("plugins", env={"COLUMNS": "400"})
+    assert "harness-example" in proc.stdout and "0.2.0" in proc.stdout
+    assert "method:example.fake-quant" in proc.stdout
+    methods = run_cli("methods", env={"COLUMNS": "400"})
+    assert "example.fake-quant" in methods.stdout and "bits=4" in methods.stdout
+
+    suite = write_suite(tmp_path, f"""
+        [suite]
+        name = "third-party"
+        {FAST_MEASURE}
+        [[models]]
+        name = "mlp"
+        source = "builtin"
+        ref = "digits-mlp"
+        [[tasks]]
+        name = "digits"
+        kind = "classification"
+        dataset = "digits"
+        [[methods]]
+        name = "fq-{{bits}}"
+        use = "example.fake-quant"
+        sweep = {{ bits = [2, 8] }}
+    """)
+    bench = run_cli("bench", str(suite), "--results", str(tmp_path / "r"))
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    rows = {r["method"]: r for r in map(json.loads, (tmp_path / "r/third-party/results.jsonl").read_text().splitlines())}
+    assert rows["fq-8"]["status"] == "ok" and rows["fq-2"]["status"] == "ok"
+    assert rows["fq-8"]["steps"][0]["info"]["kernels"].startswith("simulated")
+    # 8 bits keeps the accuracy, 2 bits loses some: the plugin really changed the model
+    assert rows["fq-8"]["metrics"]["accuracy"] >= rows["baseline"]["metrics"]["accuracy"] - 0.02
+    assert rows["fq-2"]["metrics"]["accuracy"] < rows["fq-8"]["metrics"]["accuracy"]
+    assert rows["fq-8"]["spec"]["versions"]["plugins"]["example"] == "0.2.0"  # in the run's identity
