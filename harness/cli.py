@@ -37,6 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--csv", type=Path, help="also write the table as CSV")
     board.add_argument("--markdown", type=Path, help="also write the table as Markdown")
     board.add_argument("--hide-estimated", action="store_true", help="leave estimated figures empty")
+
+    report = sub.add_parser("report", help="write leaderboard.csv/.md and report.html")
+    report.add_argument("results_dir", type=Path)
+    report.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+
+    compare = sub.add_parser("compare", help="compare two results directories run by run")
+    compare.add_argument("dir_a", type=Path)
+    compare.add_argument("dir_b", type=Path)
+    compare.add_argument("--csv", type=Path, help="also write the comparison as CSV")
     return parser
 
 

@@ -146,3 +146,48 @@ def _default(field: dataclasses.Field) -> str:
     if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         return repr(field.default_factory())  # type: ignore[misc]
     return "required"
+
+
+def _rows(directory: Path) -> list[dict[str, Any]] | None:
+    from harness.results import read_results
+
+    rows = read_results(directory) if directory.exists() else []
+    return rows or None
+
+
+def cmd_report(args: Any) -> int:
+    from harness.report import write_report
+
+    rows = _rows(args.results_dir)
+    if rows is None:
+        return _err(f"no results in {args.results_dir}; run 'harness bench SUITE.toml' first")
+    for path in write_report(rows, args.output):
+        console().print(f"wrote {path}")
+    return 0
+
+
+def cmd_compare(args: Any) -> int:
+    from rich.table import Table
+
+    from harness.display import fmt
+    from harness.report import COMPARED, compare_frames
+
+    rows_a, rows_b = _rows(args.dir_a), _rows(args.dir_b)
+    for directory, rows in ((args.dir_a, rows_a), (args.dir_b, rows_b)):
+        if rows is None:
+            return _err(f"no results in {directory}")
+    frame, unmatched = compare_frames(rows_a, rows_b)
+    table = Table(title=f"{args.dir_b} / {args.dir_a}", header_style="bold")
+    for column in ["model", "task", "method"] + [f"{c} b/a" for c in COMPARED]:
+        table.add_column(column, justify="left" if column in ("model", "task", "method") else "right")
+    for record in frame.to_dict("records"):
+        table.add_row(record["model"], record["task"], record["method"],
+                      *(fmt(record[f"{c}_b/a"], ".3f") for c in COMPARED))
+    console().print(table)
+    if unmatched:
+        console().print(f"{len(unmatched)} run(s) only in one of the two: "
+                        + ", ".join("/".join(k) for k in unmatched[:10]))
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+        console().print(f"wrote {args.csv}")
+    return 0

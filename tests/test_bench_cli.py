@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST_MEASURE, run_cli, write_suite
 
 SUITE = f"""
@@ -145,3 +144,17 @@ def test_leaderboard_writes_csv_and_markdown(first_run, tmp_path: Path) -> None:
     assert markdown.startswith("| model | task | method |") and "prune-ft-int8" in markdown
     missing = run_cli("leaderboard", str(tmp_path / "nothing-here"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_report_and_compare(first_run, tmp_path: Path) -> None:
+    root, _, _ = first_run
+    results = root / "results" / "tiny"
+    proc = run_cli("report", str(results), "-o", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "prune-ft-int8" in html and "sparsity_pruned_tensors" in html and "Machines" in html
+    compared = run_cli("compare", str(results), str(results), "--csv", str(tmp_path / "cmp.csv"))
+    assert compared.returncode == 0, compared.stderr
+    with open(tmp_path / "cmp.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 and all(float(r["size_mb_b/a"]) == 1.0 for r in rows)
