@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import FAST_MEASURE, run_cli, write_suite
 
 SUITE = f"""

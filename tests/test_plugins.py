@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST_MEASURE, ROOT, run_cli, write_suite
 
 from harness.plugins import load_registry
+
+from conftest import FAST_MEASURE, ROOT, run_cli, write_suite
 
 TEST_PLUGINS = {"PYTHONPATH": str(ROOT / "tests" / "plugins")}
 

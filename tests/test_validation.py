@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_suite
 from harness.plan import build_plan
 from harness.plugins import load_registry
 from harness.suite import SuiteError, load_suite
+
+from conftest import run_cli, write_suite
 
 GOOD = """
 [suite]
