@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "$(TORCH)"
-	$(PIP) install --quiet -e ".[torch,measure,lm,dev]"
+	$(PIP) install --quiet -e ".[torch,measure,lm,ray,dev]"
 	touch $@
 
 venv: $(VENV)/.installed

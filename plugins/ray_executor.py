@@ -32,13 +32,17 @@ class RayExecutor:
             on_result: Callable[[RunSpec, dict[str, Any]], None]) -> None:
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, ignore_reinit_error=True,
                  log_to_driver=False)
-        remote = ray.remote(num_cpus=1, max_retries=0)(_run_remote)
+        # Each run reserves an equal share of the cluster's CPUs and uses that many threads.
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        per_run = max(1, cpus // self.jobs)
+        remote = ray.remote(num_cpus=per_run, max_retries=0)(_run_remote)
         pending: dict[Any, RunSpec] = {}
         queue = list(runs)
         log_dir.mkdir(parents=True, exist_ok=True)
         while queue or pending:
             while queue and len(pending) < self.jobs:
                 spec = queue.pop(0)
+                spec.threads = per_run
                 on_start(spec)
                 pending[remote.remote(spec.to_dict())] = spec
             done, _ = ray.wait(list(pending), num_returns=1)
