@@ -61,6 +61,7 @@ def cmd_bench(args: Any) -> int:
     if args.jobs < 1:
         return _err("--jobs must be at least 1")
     opts = BenchOptions(args.jobs, args.executor, args.force, args.only, args.dry_run, args.results)
+    _terminate_like_interrupt()
     out = console()
     try:
         if args.dry_run:
@@ -80,6 +81,16 @@ def cmd_bench(args: Any) -> int:
                                    f"and worker output in {directory}/logs/")
         return 1
     return 0
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (kill, a CI timeout) stops a suite like Ctrl-C: workers are killed, rows kept."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _show_leaderboard(directory: Path, csv: Path | None, markdown: Path | None, hide_estimated: bool) -> int:

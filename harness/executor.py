@@ -71,19 +71,20 @@ def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | Non
             )
             deadline = t0 + spec.timeout_s
             timed_out = interrupted = False
-            while proc.poll() is None:
-                if time.monotonic() > deadline:
-                    timed_out = True
-                elif stop is not None and stop.is_set():
-                    interrupted = True
-                if timed_out or interrupted:
+            try:
+                while proc.poll() is None:
+                    timed_out = time.monotonic() > deadline
+                    interrupted = stop is not None and stop.is_set()
+                    if timed_out or interrupted:
+                        break
+                    time.sleep(0.05)
+            finally:
+                if proc.poll() is None:  # timeout, interrupt, or an error in this thread
                     try:
                         os.killpg(proc.pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
                     proc.wait()
-                    break
-                time.sleep(0.05)
         duration = time.monotonic() - t0
         if timed_out:
             return _base_row(spec, started, "timeout",

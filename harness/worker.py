@@ -56,11 +56,15 @@ def execute(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     """Load, compress, evaluate and measure; return ``metrics``, ``steps`` and more."""
     import torch
 
+    from harness.measure.energy import compression_figures, open_meter
+    from harness.measure.hardware import record_start_state
     from harness.measure.perf import measure_model
 
     _set_threads(spec)
     torch.manual_seed(spec.seed)
     device = spec.device
+    record_start_state(device)  # GPU clocks, temperature, other processes: before we load
+    meter = open_meter(device, spec.measure["carbon_country"]) if spec.measure["energy"] else None
     suite_dir = Path(spec.suite_dir)
     work_dir = Path(tempfile.mkdtemp(prefix=f"harness-{spec.run_id}-"))
     ctx = RunContext(device=device, seed=spec.seed, work_dir=work_dir, suite_dir=suite_dir)
@@ -92,7 +96,14 @@ def execute(spec: RunSpec, registry: Registry) -> dict[str, Any]:
         import copy
 
         ctx._teacher = copy.deepcopy(model)
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+
     steps_out = []
+    if meter is not None and methods:
+        meter.start()  # energy of all steps together (checks and params are negligible)
     for method_cls, step in methods:
         method = method_cls()
         reason = method.check(model, ctx)
@@ -100,21 +111,33 @@ def execute(spec: RunSpec, registry: Registry) -> dict[str, Any]:
             raise RunSkipped(f"{step['use']}: {reason}")
         params = _schema(method_cls.Params, step["params"], f"{step['use']}.params")
         torch.manual_seed(spec.seed)
+        sync()
         t0 = time.perf_counter()
         model, info = method.apply(model, params, ctx)
+        sync()
         apply_s = time.perf_counter() - t0
         model.eval()
         steps_out.append({"use": step["use"], "params": step["params"], "apply_s": apply_s, "info": info})
+    if meter is None:
+        compression = compression_figures(None, "measure.energy = false")
+    elif methods:
+        compression = compression_figures(meter.stop())
+    else:
+        compression = compression_figures(None)
+        compression.measured("compress_energy_j", 0.0, "no compression steps")
+        compression.measured("compress_co2_g", 0.0, "no compression steps")
 
     metrics: dict[str, Any] = {}
     provenance: dict[str, str] = {}
     quality = task.evaluate(model)
     metrics.update(quality)
-    provenance.update({k: "measured" for k in quality})
+    provenance.update({k: f"measured: the {spec.task['kind']} task's evaluation" for k in quality})
     metrics["compress_s"] = sum(s["apply_s"] for s in steps_out)
-    provenance["compress_s"] = "measured"
+    provenance["compress_s"] = "measured: wall time of the method steps' apply() (device synchronized)"
+    metrics.update(compression.metrics)
+    provenance.update(compression.provenance)
 
-    perf, perf_provenance = measure_model(model, task, spec.measure, device)
+    perf, perf_provenance = measure_model(model, task, spec.measure, device, meter)
     metrics.update(perf)
     provenance.update(perf_provenance)
     extra = getattr(task, "extra_measurements", None)
@@ -169,8 +192,21 @@ def prepare(model: dict[str, Any], suite_dir: Path) -> None:
     cls().prepare(model["ref"], _schema(cls.Options, model["options"], "options"), suite_dir)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker if the driver dies first (no orphaned runs)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _die_with_parent()
     if argv[0] == "--prepare":
         prepare(json.loads(argv[1]), Path(argv[2]))
         return 0
