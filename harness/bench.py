@@ -68,17 +68,16 @@ def prepare_models(runs: list[RunSpec], out: Any) -> None:
     seen: dict[str, dict[str, Any]] = {}
     for run in runs:
         seen.setdefault(json.dumps(run.model, sort_keys=True), run.model | {"_dir": run.suite_dir})
+    t0 = time.monotonic()
     for model in seen.values():
         suite_dir = model.pop("_dir")
-        t0 = time.monotonic()
+        # The source's own messages (e.g. "training ...") pass through to the terminal.
         proc = subprocess.run([sys.executable, "-m", "harness.worker", "--prepare", json.dumps(model), suite_dir],
-                              capture_output=True, text=True)
-        took = time.monotonic() - t0
+                              stdout=subprocess.DEVNULL)
         if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            out.print(f"[yellow]preparing model {model['name']} failed[/] ({tail}); its runs will report the error")
-        elif took > 1.0:
-            out.print(f"prepared model {model['name']} ({model['source']}:{model['ref']}) in {took:.1f}s")
+            out.print(f"[yellow]preparing model {model['name']} failed (exit {proc.returncode})[/]; "
+                      "its runs will report the error")
+    out.print(f"[dim]{len(seen)} model(s) ready in {time.monotonic() - t0:.1f}s[/]")
 
 
 def run_suite(suite: Suite, registry: Registry, opts: BenchOptions, out: Any) -> list[dict[str, Any]]:
