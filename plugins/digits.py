@@ -91,6 +91,9 @@ def train(recipe: Recipe) -> Any:
 
     from harness.training import fit
 
+    # One thread: the same floating-point reduction order on every machine (so the same
+    # weights), and faster than several threads for models this small.
+    torch.set_num_threads(1)
     torch.manual_seed(recipe.seed)
     model = build(recipe)
     fit(model, _TrainingTask(recipe.dataset), epochs=recipe.epochs, lr=recipe.lr,
@@ -132,23 +135,39 @@ def load_trained(ref: str) -> Any:
     return model.eval()
 
 
+def _lm_models() -> dict[str, Any]:
+    """The builtin language models (plugins/lm/builtin.py), which this source also serves."""
+    from harness_plugins.lm import builtin
+
+    return builtin.MODELS
+
+
 class BuiltinSource(ModelSource):
     name = "builtin"
-    description = "reference models trained on bundled data: " + ", ".join(MODELS)
+    description = "reference models trained on bundled data: " + ", ".join(MODELS) + ", world-lm"
     Options = NoParams
 
     def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:
-        if ref not in MODELS:
+        if ref not in MODELS and ref not in _lm_models():
             from harness.params import nearest
 
-            return f"unknown builtin model '{ref}'{nearest(ref, MODELS)}"
+            return f"unknown builtin model '{ref}'{nearest(ref, [*MODELS, *_lm_models()])}"
         return None
 
     def prepare(self, ref: str, options: Any, suite_dir: Path) -> None:
-        if not cached_path(ref).exists():
+        if ref in _lm_models():
+            from harness_plugins.lm import builtin
+
+            builtin.train_to_cache(ref)
+        elif not cached_path(ref).exists():
+            print(f"training builtin model {ref} (first use; cached in {cache_dir()}) …", file=sys.stderr, flush=True)
             train_to_cache(ref)
 
     def load(self, ref: str, options: Any, ctx: Any) -> Any:
+        if ref in _lm_models():
+            from harness_plugins.lm import builtin
+
+            return builtin.load(ref, ctx.device)
         return load_trained(ref).to(ctx.device)
 
 
