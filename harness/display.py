@@ -16,7 +16,7 @@ STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": 
 def console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     # Logs and CI are not terminals; give them room instead of folding every column.
-    return Console(file=stream, width=None if stream.isatty() else 240, highlight=False)
+    return Console(file=stream, width=None if stream.isatty() else 400, highlight=False)
 
 
 def _blank(value: Any) -> bool:
@@ -36,7 +36,7 @@ def fmt(value: Any, spec: str = ".3g") -> str:
 # (column, header, format) of the on-screen leaderboard; the CSV has every column.
 SCREEN = [
     ("rank", "#", ".0f"), ("model", "model", ""), ("task", "task", ""), ("method", "method", ""),
-    ("status", "status", ""), ("accuracy", "acc %", "pct"), ("accuracy_stderr", "± %", "pct"),
+    ("status", "status", ""), ("accuracy", "acc % ± se", "acc"),
     ("accuracy_ratio", "acc ratio", ".4f"), ("latency_ms_p50", "p50 ms", ".3g"),
     ("latency_ms_p99", "p99 ms", ".3g"), ("throughput_sps", "samples/s", ".4g"),
     ("speedup", "speedup", ".2f"), ("size_mb", "size MB", ".3g"), ("size_ratio", "size ×", ".2f"),
@@ -44,20 +44,27 @@ SCREEN = [
     ("energy_j_per_1k", "J/1k", ".3g"), ("co2_g_per_1k", "gCO2e/1k", ".3g"),
     ("cost_usd_per_1m", "$/1M", ".3g"), ("compress_s", "compress s", ".3g"),
     ("holds_accuracy", "holds", ""),
+    ("ttft_ms", "TTFT ms", ".3g"), ("decode_tokens_per_s", "decode tok/s", ".4g"),
+    ("perplexity", "ppl", ".4g"), ("bits_per_byte", "bpb", ".3g"),
+    ("top1_agreement", "top-1 agr", ".3f"), ("kl_div_mean", "KL", ".3g"),
 ]
+# Shown only when some row has them (task-specific figures).
+OPTIONAL = {"ttft_ms", "decode_tokens_per_s", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean"}
 
 
 def leaderboard_table(frame: Any, title: str) -> Table:
     table = Table(title=title, header_style="bold", show_lines=False)
-    for _, header, _ in SCREEN:
+    screen = [c for c in SCREEN if c[0] not in OPTIONAL or frame[c[0]].notna().any()]
+    for _, header, _ in screen:
         table.add_column(header, justify="left" if header in ("model", "task", "method", "status") else "right",
                          no_wrap=True)
     for record in frame.to_dict("records"):
         cells = []
-        for column, _, spec in SCREEN:
+        for column, _, spec in screen:
             value = record[column]
-            if spec == "pct":
-                text = fmt(None if _blank(value) else value * 100, ".2f")
+            if spec == "acc":
+                stderr = record["accuracy_stderr"]
+                text = "" if _blank(value) else f"{value * 100:.2f}" + ("" if _blank(stderr) else f" ± {stderr * 100:.2f}")
             else:
                 text = fmt(value, spec) if spec else fmt(value)
             if column == "status":

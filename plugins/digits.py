@@ -54,6 +54,7 @@ def build(recipe: Recipe) -> Any:
 
 def recipe_hash(recipe: Recipe) -> str:
     import torch
+
     from harness_plugins import datasets, digits_models
 
     h = hashlib.sha256()
