@@ -15,6 +15,12 @@ FAMILIES = ("none", "quantization", "pruning", "sparsity", "distillation", "trai
 NEEDS = ("calibration", "training", "teacher")
 
 
+class Skip(Exception):
+    """Raise from ``check`` or ``apply`` when a method cannot run here (no CUDA, an
+    unsupported layer, params the hardware cannot honour): the run becomes ``skipped``
+    with this message as the reason, not ``failed``."""
+
+
 @dataclass(frozen=True)
 class NoParams:
     """Params of a method (or options of a source) that takes none."""

@@ -49,7 +49,7 @@ SCREEN = [
     ("top1_agreement", "top-1 agr", ".3f"), ("kl_div_mean", "KL", ".3g"),
 ]
 # Shown only when some row has them (task-specific figures).
-OPTIONAL = {"ttft_ms", "decode_tokens_per_s", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean"}
+OPTIONAL = {"break_even_inferences", "ttft_ms", "decode_tokens_per_s", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean"}
 
 
 def leaderboard_table(frame: Any, title: str) -> Table:

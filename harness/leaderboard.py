@@ -16,8 +16,9 @@ METRIC_COLUMNS = [
     "size_mb", "params", "sparsity", "peak_mem_mb", "energy_j_per_1k", "co2_g_per_1k",
     "cost_usd_per_1m", "compress_s", "ttft_ms", "decode_tokens_per_s",
     "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean",
+    "compress_energy_j", "sustained_throughput_sps",
 ]
-EXTRA_COLUMNS = ["perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean", "rank", "accuracy_delta", "estimated", "error", "run_id", "suite", "device"]
+EXTRA_COLUMNS = ["compress_energy_j", "break_even_inferences", "sustained_throughput_sps", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean", "rank", "accuracy_delta", "estimated", "error", "run_id", "suite", "device"]
 
 
 def latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -70,6 +71,12 @@ def build_frame(rows: list[dict[str, Any]], hide_estimated: bool = False):
     frame["accuracy_delta"] = frame["accuracy"] - from_base("accuracy")
     frame["speedup"] = frame["throughput_sps"] / from_base("throughput_sps")
     frame["size_ratio"] = from_base("size_mb") / frame["size_mb"]
+    from harness.measure.energy import break_even_inferences
+
+    frame["break_even_inferences"] = pd.Series(
+        [break_even_inferences(c, b, m) for c, b, m in
+         zip(frame["compress_energy_j"], from_base("energy_j_per_1k"), frame["energy_j_per_1k"])],
+        index=frame.index, dtype="float64")
     holds = frame["accuracy_ratio"] >= frame["gate"]
     frame["holds_accuracy"] = holds.where(frame["accuracy_ratio"].notna(), None).astype("object")
 

@@ -66,6 +66,10 @@ class MeasureConfig:
     carbon_country: str = "USA"
     price_per_hour: float = 0.0
     threads: int = 0
+    # Seconds of back-to-back calls at the largest batch size: sustained throughput, and
+    # energy/CO2e per inference, are measured over this window. Unset: 3 s with energy
+    # on, min_time_s with it off; 0 skips the window.
+    sustained_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -80,6 +84,11 @@ class MeasureConfig:
             raise ValueError(f"carbon_country {self.carbon_country!r} must be an ISO 3166 alpha-3 code such as 'USA'")
         if self.threads < 0 or self.price_per_hour < 0:
             raise ValueError("threads and price_per_hour must be >= 0")
+        if self.sustained_s is not None and self.energy and self.sustained_s < 1:
+            raise ValueError(f"sustained_s {self.sustained_s} is too short to measure energy over: "
+                             "use >= 1 (seconds), or energy = false")
+        if self.sustained_s is not None and self.sustained_s < 0:
+            raise ValueError("sustained_s must be >= 0 (0 skips the sustained window)")
 
 
 @dataclass

@@ -17,14 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.api import RunContext
+from harness.api import RunContext, Skip
 from harness.params import build
 from harness.plan import RunSpec
 from harness.plugins import Registry, load_registry
-
-
-class RunSkipped(Exception):
-    """A method cannot run here (no GPU, unsupported model); not a failure."""
 
 
 def _lookup(registry: Registry, kind: str, name: str) -> Any:
@@ -108,12 +104,15 @@ def execute(spec: RunSpec, registry: Registry) -> dict[str, Any]:
         method = method_cls()
         reason = method.check(model, ctx)
         if reason:
-            raise RunSkipped(f"{step['use']}: {reason}")
+            raise Skip(f"{step['use']}: {reason}")
         params = _schema(method_cls.Params, step["params"], f"{step['use']}.params")
         torch.manual_seed(spec.seed)
         sync()
         t0 = time.perf_counter()
-        model, info = method.apply(model, params, ctx)
+        try:
+            model, info = method.apply(model, params, ctx)
+        except Skip as exc:
+            raise Skip(f"{step['use']}: {exc}") from None
         sync()
         apply_s = time.perf_counter() - t0
         model.eval()
@@ -167,7 +166,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     try:
         row.update(execute(spec, registry))
         row["status"] = "ok"
-    except RunSkipped as exc:
+    except Skip as exc:
         row["status"] = "skipped"
         row["error"] = str(exc)
     except Exception as exc:

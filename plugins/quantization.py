@@ -1,32 +1,40 @@
-"""Quantization methods. torchao where it has kernels for the device; torch.ao's
-fbgemm/x86 kernels for int8 on CPU, where torchao's int8 runs without a fast kernel."""
+"""Post-training quantization without calibration: int8 dynamic, int8/int4 weight-only,
+fp16 and bf16. torchao where it has kernels for the device; torch.ao's fbgemm/x86
+kernels for int8 on CPU, where torchao's int8 runs without a fast kernel (measured 14x
+slower). The calibrated methods and QAT live in ``quant_calibrated`` and ``quant_qat``
+and are registered here too."""
 
 from __future__ import annotations
 
-import importlib.metadata as md
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness import hookimpl
-from harness.api import Method
+from harness.api import Method, NoParams
+from harness_plugins.layers import count_params, layer_filter, library, target_layers
 
 
-def version(dist: str) -> str | None:
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
+def linear_layers(model: Any, include_head: bool = False) -> list[str]:
+    """Names of the Linear layers a quantizer touches (no ``lm_head`` unless asked)."""
+    return [name for name, _ in target_layers(model, include_head=include_head)]
 
 
-def linear_layers(model: Any) -> list[str]:
-    import torch
+def quant_info(layers: list[str], bits: float, kernels: str, lib: str, before: int, after: Any,
+               **extra: Any) -> dict[str, Any]:
+    """The ``info`` every quantizer reports."""
+    return {"layers": layers, "layers_touched": len(layers), "bits_per_weight": bits,
+            "params_before": before, "params_after": count_params(after), "kernels": kernels,
+            "library": lib, "calibration_samples": 0, "training_samples": 0, **extra}
 
-    return [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+
+def on_cuda(ctx: Any) -> bool:
+    return str(ctx.device).startswith("cuda")
 
 
 @dataclass(frozen=True)
 class Int8DynamicParams:
     backend: Literal["auto", "torchao", "torch.ao"] = "auto"
+    include_head: bool = False
 
 
 class Int8Dynamic(Method):
@@ -41,26 +49,146 @@ class Int8Dynamic(Method):
     def apply(self, model, params, ctx):
         import torch
 
-        layers = linear_layers(model)
+        layers, before = linear_layers(model, params.include_head), count_params(model)
         backend = params.backend
         if backend == "auto":
-            backend = "torchao" if ctx.device.startswith("cuda") else "torch.ao"
+            backend = "torchao" if on_cuda(ctx) else "torch.ao"
         if backend == "torchao":
             from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
-            quantize_(model, Int8DynamicActivationInt8WeightConfig())
-            kernels = "real" if ctx.device.startswith("cuda") else "real (torchao int8 path; slow on CPU)"
-            library = f"torchao {version('torchao')}"
+            quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=layer_filter(layers))
+            kernels = "real" if on_cuda(ctx) else "real (torchao int8 path; slow on CPU)"
+            lib = library("torchao")
         else:
-            model = torch.ao.quantization.quantize_dynamic(model.cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+            qconfig = torch.ao.quantization.default_dynamic_qconfig
+            model = torch.ao.quantization.quantize_dynamic(model.cpu(), {name: qconfig for name in layers},
+                                                           dtype=torch.qint8)
             kernels = "real (fbgemm/x86 int8 GEMM)"
-            library = f"torch.ao.quantization {torch.__version__}"
-        return model, {
-            "layers": len(layers), "bits_per_weight": 8, "activations": "int8, dynamic per batch",
-            "kernels": kernels, "library": library, "backend": backend,
-        }
+            lib = f"torch.ao.quantization {torch.__version__}"
+        return model, quant_info(layers, 8, kernels, lib, before, model,
+                                 activations="int8, dynamic per batch", backend=backend)
+
+
+@dataclass(frozen=True)
+class Int8WeightParams:
+    include_head: bool = False
+
+
+class Int8Weight(Method):
+    name = "quant.int8-weight"
+    family = "quantization"
+    description = "int8 weights (per output row), float activations (Linear layers)"
+    Params = Int8WeightParams
+
+    def check(self, model, ctx):
+        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+
+    def apply(self, model, params, ctx):
+        from torchao.quantization import Int8WeightOnlyConfig, PerRow, quantize_
+
+        layers, before = linear_layers(model, params.include_head), count_params(model)
+        quantize_(model, Int8WeightOnlyConfig(granularity=PerRow()), filter_fn=layer_filter(layers))
+        # torchao's weight-only int8 linear upcasts the int8 weight and runs a float
+        # matmul; only torch.compile fuses that into one kernel.
+        kernels = "simulated (int8 storage; weights upcast to float for each matmul unless torch.compile fuses it)"
+        return model, quant_info(layers, 8, kernels, library("torchao"), before, model,
+                                 activations="float", granularity="per output row")
+
+
+@dataclass(frozen=True)
+class Int4WeightParams:
+    group_size: int = 32
+    include_head: bool = False
+
+    def __post_init__(self) -> None:
+        if self.group_size not in (32, 64, 128, 256):
+            raise ValueError(f"group_size = {self.group_size} must be one of 32, 64, 128, 256")
+
+
+class Int4Weight(Method):
+    name = "quant.int4-weight"
+    family = "quantization"
+    description = "int4 weights in groups along the input dim, float activations (Linear layers)"
+    Params = Int4WeightParams
+
+    def check(self, model, ctx):
+        if not on_cuda(ctx):
+            # Int4Tensor needs the CUDA-only mslk/tinygemm kernels; IntxWeightOnlyConfig
+            # would run on CPU but keeps int4 values unpacked in int8: no smaller, no faster.
+            return "int4 weight kernels need CUDA (torchao 0.18 has no packed int4 CPU path)"
+        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+
+    def apply(self, model, params, ctx):
+        import torch
+        from torchao.quantization import quantize_
+
+        from harness_plugins.half_precision import HalfPrecision
+
+        before = count_params(model)
+        layers = int4_layers(model, params.group_size, params.include_head)
+        wrapped = HalfPrecision(model, torch.bfloat16)  # the tinygemm kernel takes bfloat16 only
+        quantize_(wrapped.model, int4_config(params.group_size), filter_fn=layer_filter(layers))
+        return wrapped, quant_info(layers, 4, "real (tinygemm int4 kernel)", library("torchao"), before, wrapped,
+                                   group_size=params.group_size, activations="bfloat16")
+
+
+def int4_layers(model: Any, group_size: int, include_head: bool = False) -> list[str]:
+    """Linear layers int4 can take: torchao leaves those whose input size is not a
+    multiple of ``group_size`` as they are."""
+    return [name for name, m in target_layers(model, include_head=include_head) if m.in_features % group_size == 0]
+
+
+def int4_config(group_size: int) -> Any:
+    """torchao's int4 weight-only config for CUDA, packed for the tinygemm kernel."""
+    from torchao.quantization import Int4WeightOnlyConfig
+
+    return Int4WeightOnlyConfig(group_size=group_size, int4_packing_format="tile_packed_to_4d")
+
+
+class _Half(Method):
+    family = "quantization"
+    Params = NoParams
+    dtype_name: str = ""
+
+    def apply(self, model, params, ctx):
+        import torch
+
+        from harness_plugins.half_precision import HalfPrecision
+
+        dtype = getattr(torch, self.dtype_name)
+        before = count_params(model)
+        layers = [name for name, m in model.named_modules() if next(m.parameters(recurse=False), None) is not None]
+        wrapped = HalfPrecision(model, dtype)
+        return wrapped, quant_info(layers, 16, self.kernels(ctx), f"torch {torch.__version__}", before, wrapped,
+                                   activations=self.dtype_name)
+
+    def kernels(self, ctx: Any) -> str:
+        import torch
+
+        if on_cuda(ctx):
+            return "real"
+        probe = getattr(torch.ops.mkldnn, f"_is_mkldnn_{'bf16' if self.dtype_name == 'bfloat16' else 'fp16'}_supported")
+        if probe():
+            return "real (oneDNN half-precision kernels on this CPU)"
+        return "real dtype, slow path (this CPU has no oneDNN kernels for it: expect slower than float32)"
+
+
+class FP16(_Half):
+    name = "quant.fp16"
+    description = "all weights and activations in float16 (inputs cast in, outputs cast back)"
+    dtype_name = "float16"
+
+
+class BF16(_Half):
+    name = "quant.bf16"
+    description = "all weights and activations in bfloat16 (inputs cast in, outputs cast back)"
+    dtype_name = "bfloat16"
 
 
 @hookimpl
 def harness_register_methods(register):
-    register(Int8Dynamic)
+    from harness_plugins.quant_calibrated import AWQ, GPTQ, Int8Static, SmoothQuant
+    from harness_plugins.quant_qat import QAT
+
+    for cls in (Int8Dynamic, Int8Weight, Int4Weight, FP16, BF16, Int8Static, GPTQ, AWQ, SmoothQuant, QAT):
+        register(cls)

@@ -93,3 +93,28 @@ def test_a_hanging_run_is_killed_at_the_timeout(tmp_path: Path) -> None:
     assert row["status"] == "timeout"
     assert "timeout_s = 8" in row["error"] and "hanging now" in row["error"]
     assert 8 <= row["duration_s"] < 30
+
+
+def test_a_method_can_skip_from_apply_when_its_params_cannot_run_here(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, f"""
+        [suite]
+        name = "skip"
+        {FAST_MEASURE}
+        [[models]]
+        name = "mlp"
+        source = "builtin"
+        ref = "digits-mlp"
+        [[tasks]]
+        name = "digits"
+        kind = "classification"
+        dataset = "digits"
+        [[methods]]
+        name = "awq4"
+        use = "quant.awq"
+        params = {{ bits = 4 }}
+    """)
+    proc = run_cli("bench", str(suite), "--results", str(tmp_path / "r"), "--only", "awq4")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = json.loads((tmp_path / "r/skip/results.jsonl").read_text())
+    assert row["status"] == "skipped"
+    assert row["error"].startswith("quant.awq: bits = 4 needs CUDA")

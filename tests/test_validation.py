@@ -87,7 +87,7 @@ def test_a_good_suite_expands_sweeps_and_chains(tmp_path: Path) -> None:
     suite = load_suite(write_suite(tmp_path, GOOD), load_registry())
     names = [m.name for m in suite.methods]
     assert names == ["magnitude-0.3", "magnitude-0.5", "magnitude-0.7", "prune-ft-int8"]
-    assert suite.methods[1].steps[0].params == {"amount": 0.5, "scope": "layer"}  # defaults filled
+    assert suite.methods[1].steps[0].params == {"amount": 0.5, "scope": "layer", "include_head": False}  # defaults filled
     assert [s.use for s in suite.methods[3].steps] == ["prune.magnitude", "train.finetune", "quant.int8-dynamic"]
     runs = build_plan(suite, load_registry())
     assert len(runs) == 2 * 5  # 2 models × (baseline + 4 methods) × 1 task

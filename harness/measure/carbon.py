@@ -58,9 +58,8 @@ class HostEnergyMeter:
         self._tracker: Any = None
 
     def start(self) -> None:
-        from codecarbon import OfflineEmissionsTracker
-
         import codecarbon.external.geography  # noqa: F401  (else imported, slowly, inside stop())
+        from codecarbon import OfflineEmissionsTracker
 
         log = logging.getLogger("codecarbon")
         log.disabled = True  # its constructor chats on stderr
@@ -84,8 +83,10 @@ class HostEnergyMeter:
 
     def stop(self) -> HostEnergy:
         tracker, self._tracker = self._tracker, None
-        tracker.stop()
-        data = tracker.final_emissions_data
+        tracker.stop()  # codecarbon swallows its own exceptions here ...
+        data = getattr(tracker, "final_emissions_data", None)
+        if data is None:  # ... and then has no data
+            raise RuntimeError("the tracker stopped without data (see codecarbon's log)")
         cpu_j, ram_j = data.cpu_energy * J_PER_KWH, data.ram_energy * J_PER_KWH
         provenance = describe(tracker)
         consumed = data.energy_consumed

@@ -7,15 +7,14 @@ synchronized at both ends, so the window holds exactly the work it claims.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from harness.measure.carbon import HostEnergy, HostEnergyMeter
+from harness.measure.carbon import J_PER_KWH, HostEnergy, HostEnergyMeter
 from harness.measure.figures import Figures, combine
 from harness.measure.gpu_energy import GpuEnergy, GpuEnergyMeter
-
-J_PER_KWH = 3.6e6
 
 
 @dataclass
@@ -32,9 +31,9 @@ class EnergyReading:
             (self.host.joules, self.host.provenance) if self.host else (None, f"absent: {self.host_absent}")]
         if self.gpu is not None:
             parts.append((self.gpu.joules, self.gpu.provenance))
-        missing = [p for j, p in parts if j is None]
+        missing = [p.removeprefix("absent: ") for j, p in parts if j is None]
         if missing:
-            return None, "; ".join(missing)
+            return None, "absent: " + "; ".join(missing)
         return sum(j for j, _ in parts if j is not None), combine([p for _, p in parts])
 
 
@@ -47,7 +46,10 @@ class EnergyMeter:
 
     def start(self) -> None:
         if self.host is not None:
-            self.host.start()  # first: the one-off codecarbon setup stays outside the window
+            try:
+                self.host.start()  # first: the one-off codecarbon setup stays outside the window
+            except Exception as exc:  # codecarbon's failure must not fail the run
+                self.host, self.host_absent = None, f"codecarbon failed: {type(exc).__name__}: {exc}"
         self.sync()
         if self.gpu is not None:
             self.gpu.start()
@@ -59,7 +61,12 @@ class EnergyMeter:
         gpu = self.gpu.stop() if self.gpu is not None else None
         if gpu is None and self.device.startswith("cuda"):
             gpu = GpuEnergy(None, f"absent: {self.gpu_absent}")
-        host = self.host.stop() if self.host is not None else None
+        host = None
+        if self.host is not None:
+            try:
+                host = self.host.stop()
+            except Exception as exc:
+                self.host_absent = f"codecarbon failed: {type(exc).__name__}: {exc}"
         return EnergyReading(seconds, host, self.host_absent, gpu, self.gpu_absent)
 
 
@@ -67,12 +74,10 @@ def open_meter(device: str, country: str, nvml: Any = None) -> EnergyMeter:
     """A meter for ``device``; parts that cannot be had are recorded with the reason."""
     host: HostEnergyMeter | None = None
     host_absent = ""
-    try:
-        import codecarbon  # noqa: F401
-
-        host = HostEnergyMeter(country)
-    except ImportError:
+    if importlib.util.find_spec("codecarbon") is None:
         host_absent = "codecarbon is not installed (pip install harness[measure])"
+    else:
+        host = HostEnergyMeter(country)
     gpu: GpuEnergyMeter | None = None
     gpu_absent = "no GPU"
     sync = None
@@ -92,9 +97,8 @@ def open_meter(device: str, country: str, nvml: Any = None) -> EnergyMeter:
     return EnergyMeter(device, host, host_absent, gpu, gpu_absent, sync)
 
 
-def window_figures(reading: EnergyReading, inferences: int, price_per_hour: float,
-                   samples_per_s: float, batch_size: int) -> Figures:
-    """Per-inference energy, CO2e and cost from a sustained window of ``inferences``."""
+def window_figures(reading: EnergyReading, inferences: int, batch_size: int) -> Figures:
+    """Per-inference energy and CO2e from a sustained window of ``inferences``."""
     f = Figures()
     per_1k = 1000 / inferences
     window = f"over a {reading.seconds:.1f} s sustained window of {inferences} inferences at batch {batch_size}"
@@ -111,17 +115,11 @@ def window_figures(reading: EnergyReading, inferences: int, price_per_hour: floa
         f.absent("energy_j_per_1k", how.removeprefix("absent: "))
     else:
         f.put("energy_j_per_1k", joules * per_1k, f"{how}; {window}")
-    co2 = co2_grams(joules, reading, how)
-    if co2[0] is None:
-        f.absent("co2_g_per_1k", co2[1])
+    co2, co2_how = co2_grams(joules, reading, how)
+    if co2 is None:
+        f.absent("co2_g_per_1k", co2_how)
     else:
-        f.put("co2_g_per_1k", co2[0] * per_1k, co2[1])
-    if price_per_hour <= 0:
-        f.absent("cost_usd_per_1m", "measure.price_per_hour is 0: set the hardware's USD per hour for a cost")
-    else:
-        f.measured("cost_usd_per_1m", price_per_hour / 3600 * 1e6 / samples_per_s,
-                   f"measure.price_per_hour {price_per_hour} USD/h × time per inference at the sustained "
-                   f"throughput (batch {batch_size})")
+        f.put("co2_g_per_1k", co2 * per_1k, co2_how)
     return f
 
 
@@ -159,8 +157,8 @@ def compression_figures(reading: EnergyReading | None, absent_why: str = "") -> 
 def break_even_inferences(compress_j: float | None, baseline_j_per_1k: float | None,
                           method_j_per_1k: float | None) -> float | None:
     """Inferences after which a method's energy saving repays its compression energy;
-    None when it saves nothing (or a figure is missing). 0 when compression was free."""
-    if compress_j is None or baseline_j_per_1k is None or method_j_per_1k is None:
+    None when it saves nothing or a figure is missing (None or NaN, as from a DataFrame)."""
+    if any(v is None or v != v for v in (compress_j, baseline_j_per_1k, method_j_per_1k)):
         return None
     saving_per_inference = (baseline_j_per_1k - method_j_per_1k) / 1000
     if saving_per_inference <= 0:

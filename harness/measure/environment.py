@@ -7,6 +7,8 @@ import os
 import platform
 from typing import Any
 
+from harness.measure.hardware import recorded
+
 
 def cpu_model() -> str:
     try:
@@ -41,6 +43,7 @@ def environment(device: str, plugin_versions: dict[str, str]) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
         "device": device,
         "hostname": platform.node(),
     }
@@ -48,4 +51,5 @@ def environment(device: str, plugin_versions: dict[str, str]) -> dict[str, Any]:
         index = torch.device(device).index or 0
         env["gpu"] = torch.cuda.get_device_name(index)
         env["cuda"] = torch.version.cuda
+    env["gpu_state"] = recorded() or {"absent": "not recorded (the run stopped before it started)"}
     return env

@@ -6,8 +6,9 @@ an idle stream and is the latency one synchronous caller sees (launch overhead i
 
 Sampling lasts at least ``min_time_s`` and ``min_iterations``, then goes on, checking after
 every further 25%, until the 95% confidence interval of the median is narrower than
-``ci_target`` (relative) or ``max_time_s`` has passed; a timing that never got there, or
-whose warm-up never settled, is flagged ``noisy``. The garbage collector is off while
+``ci_target`` (relative) or ``max_time_s`` has passed, or stops early when at the CI's
+1/sqrt(n) rate the target is out of reach; a timing that never got there, or whose
+warm-up never settled, is flagged ``noisy``. The garbage collector is off while
 timing, as in ``timeit``.
 """
 
@@ -120,7 +121,9 @@ def warm_up(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_n
 
 
 def sample(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_ns) -> tuple[array, str]:
-    """Samples (ns) and why sampling stopped: ``ci_target`` or ``max_time_s``."""
+    """Samples (ns) and why sampling stopped: ``ci_target``, ``max_time_s``, or
+    ``ci_unreachable`` when, at the CI's 1/sqrt(n) rate, even 2 × ``max_time_s`` would
+    not bring it within ``ci_target``."""
     samples = array("q")
     append = samples.append
     start = clock()
@@ -133,10 +136,14 @@ def sample(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_ns
             now = clock()
             if (now >= check_at and len(samples) >= check_n) or now >= cap:
                 break
-        if ci_rel_width(samples) <= policy.ci_target:
+        rel = ci_rel_width(samples)
+        if rel <= policy.ci_target:
             return samples, "ci_target"
         if now >= cap:
             return samples, "max_time_s"
+        # The CI narrows as 1/sqrt(n): give up early when even twice the cap would not do.
+        if (now - start) * (rel / policy.ci_target) ** 2 > 2 * (cap - start):
+            return samples, "ci_unreachable"
         check_at = now + max((now - start) // 4, 10_000_000)
         check_n = len(samples) + len(samples) // 4 + 1
 

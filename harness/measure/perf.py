@@ -1,44 +1,176 @@
-"""Everything measured about a compressed model after its accuracy: size, sparsity,
-latency and throughput per batch size, and memory."""
+"""Everything measured about a compressed model after its accuracy: size, latency and
+throughput per batch size, sustained throughput with its energy, CO2e and cost, memory.
+
+Every figure comes with its provenance (see :mod:`harness.measure.figures`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import time
 from typing import Any
 
 from harness.measure import memory, model_stats
+from harness.measure.energy import EnergyMeter, EnergyReading, window_figures
+from harness.measure.figures import Figures
+from harness.measure.gpu_memory import GpuMemoryWatch, peak_mem_figure
 from harness.measure.latency import TimingPolicy, time_forward
 
+DEFAULT_SUSTAINED_S = 3.0  # with energy on; see MeasureConfig.sustained_s
 
-def measure_model(model: Any, task: Any, measure: dict[str, Any], device: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """(metrics, provenance) for ``model``; ``measure`` is the suite's [measure] table."""
-    metrics: dict[str, Any] = {}
-    metrics["size_bytes"] = model_stats.serialized_size_bytes(model)
-    metrics["size_mb"] = metrics["size_bytes"] / 1e6
-    metrics["params"] = model_stats.count_params(model)
+
+def fingerprint(example: Any) -> str:
+    """A short SHA-256 of an input batch: equal across methods iff the inputs are."""
+    digest = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, dict):
+            for key in sorted(x):
+                digest.update(str(key).encode())
+                feed(x[key])
+        elif isinstance(x, (list, tuple)):
+            for item in x:
+                feed(item)
+        elif hasattr(x, "detach") and not getattr(x, "is_quantized", False):
+            import torch
+
+            digest.update(str((tuple(x.shape), x.dtype)).encode())
+            digest.update(x.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(repr(x).encode())
+
+    feed(example)
+    return digest.hexdigest()[:16]
+
+
+def static_figures(model: Any) -> Figures:
+    f = Figures()
+    size = model_stats.serialized_size_bytes(model)
+    f.measured("size_bytes", size, "bytes of torch.save(state_dict)")
+    f.measured("size_mb", size / 1e6, "bytes of torch.save(state_dict) / 1e6")
+    f.measured("model_weight_mb", model_stats.weight_bytes(model) / 1e6,
+               "bytes of the state_dict tensors (weights and buffers) in memory")
+    f.measured("params", model_stats.count_params(model), "parameters, packed weights by logical shape")
     sparsity = model_stats.weight_sparsity(model)
-    if sparsity is not None:
-        metrics["sparsity"] = sparsity
-    provenance = {k: "measured" for k in metrics}
+    if sparsity is None:
+        f.absent("sparsity", "the model has no Linear/Conv weights")
+    else:
+        f.measured("sparsity", sparsity, "share of exact zeros in Linear/Conv weights")
+    return f
 
+
+def sustained_window(model: Any, example: Any, seconds: float, device: str,
+                     meter: EnergyMeter | None) -> tuple[int, float, EnergyReading | None]:
+    """(calls, seconds, energy) of back-to-back ``model(example)`` for ``seconds``; on
+    CUDA the device is synchronized at both ends and not in between."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    with torch.inference_mode():
+        if meter is not None:
+            meter.start()
+        elif cuda:
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter_ns()
+        deadline = t0 + int(seconds * 1e9)
+        calls = 0
+        while True:
+            model(example)
+            calls += 1
+            if time.perf_counter_ns() >= deadline:
+                break
+        if meter is not None:
+            reading = meter.stop()  # synchronizes first
+            return calls, reading.seconds, reading
+        if cuda:
+            torch.cuda.synchronize(device)
+        return calls, (time.perf_counter_ns() - t0) / 1e9, None
+
+
+def measure_model(model: Any, task: Any, measure: dict[str, Any], device: str,
+                  meter: EnergyMeter | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """(metrics, provenance) for ``model``; ``measure`` is the suite's [measure] table and
+    ``meter`` the run's energy meter (None: energy figures absent)."""
+    import torch
+
+    f = static_figures(model)
     m = measure
     policy = TimingPolicy(m["warmup_s"], m["min_time_s"], m["min_iterations"], m["max_time_s"], m["ci_target"])
+    batch_sizes = sorted(m["batch_sizes"])
+    gpu = GpuMemoryWatch(device)
+    gpu.start()
+    examples = {b: task.example_input(b) for b in batch_sizes}
     rss_reset = memory.reset_peak_rss()
-    latency = {}
-    for batch_size in m["batch_sizes"]:
-        example = task.example_input(batch_size)
-        stats = time_forward(model, example, policy, device)
+
+    load_before = _load_average()
+    latency: dict[str, Any] = {}
+    for batch_size in batch_sizes:
+        stats = time_forward(model, examples[batch_size], policy, device)
         stats["throughput_sps"] = batch_size / (stats["median_ms"] / 1e3)
         latency[str(batch_size)] = stats
-    metrics["latency"] = latency
-    smallest, largest = str(min(m["batch_sizes"])), str(max(m["batch_sizes"]))
-    metrics["latency_ms_p50"] = latency[smallest]["p50_ms"]
-    metrics["latency_ms_p99"] = latency[smallest]["p99_ms"]
-    metrics["throughput_sps"] = latency[largest]["throughput_sps"]
-    for key in ("latency", "latency_ms_p50", "latency_ms_p99", "throughput_sps"):
-        provenance[key] = "measured"
-    metrics["peak_rss_mb"] = memory.peak_rss_bytes() / 1e6
-    provenance["peak_rss_mb"] = "measured" + ("" if rss_reset else " (whole process, peak could not be reset)")
-    if not device.startswith("cuda"):
-        metrics["peak_mem_mb"] = metrics["peak_rss_mb"]
-        provenance["peak_mem_mb"] = "measured (process RSS during timing, CPU run)"
-    return metrics, provenance
+    smallest, largest = str(batch_sizes[0]), str(batch_sizes[-1])
+    load = max(load_before, _load_average())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = f"; machine busy (load average {load:.1f} on {cores} cores): calls may wait for a CPU" \
+        if load > cores else ""
+    how = f"{latency[smallest]['clock']}, one call per sample, inference_mode{busy}"
+    f.measured("latency", latency, f"{how}; per batch size, until the median's 95% CI is within ci_target")
+    f.measured("latency_ms_p50", latency[smallest]["p50_ms"], f"{how}; median at batch {smallest}")
+    f.measured("latency_ms_p99", latency[smallest]["p99_ms"], f"{how}; 99th percentile at batch {smallest}")
+    f.measured("throughput_sps", latency[largest]["throughput_sps"],
+               f"batch {largest} / median latency at batch {largest}")
+    noisy = [b for b, s in latency.items() if s["noisy"]]
+    f.measured("timing_noisy", bool(noisy), "a batch size's timing missed ci_target or never settled: "
+               + (", ".join(noisy) if noisy else "none"))
+
+    seconds = m.get("sustained_s")
+    seconds = (DEFAULT_SUSTAINED_S if m["energy"] else m["min_time_s"]) if seconds is None else seconds
+    energy_keys = ("energy_j_per_1k", "cpu_energy_j_per_1k", "gpu_energy_j_per_1k", "co2_g_per_1k")
+    if seconds > 0:
+        calls, elapsed, reading = sustained_window(model, examples[batch_sizes[-1]], seconds, device,
+                                                   meter if m["energy"] else None)
+        sps = calls * batch_sizes[-1] / elapsed
+        f.measured("sustained_throughput_sps", sps, f"{calls} back-to-back calls at batch {largest} over "
+                                                    f"{elapsed:.2f} s (synchronized at both ends)")
+        if reading is not None:
+            f.update(window_figures(reading, calls * batch_sizes[-1], batch_sizes[-1]))
+        else:
+            for key in energy_keys:
+                f.absent(key, "measure.energy = false" if not m["energy"] else "no energy meter was given")
+        basis = f"the sustained throughput at batch {largest}"
+    else:
+        sps = f.metrics["throughput_sps"]
+        f.absent("sustained_throughput_sps", "measure.sustained_s = 0")
+        for key in energy_keys:
+            f.absent(key, "measure.sustained_s = 0: no sustained window to measure energy over")
+        basis = f"the median latency at batch {largest}"
+    if m["price_per_hour"] <= 0:
+        f.absent("cost_usd_per_1m", "measure.price_per_hour is 0: set the hardware's USD per hour for a cost")
+    else:
+        f.measured("cost_usd_per_1m", m["price_per_hour"] / 3600 * 1e6 / sps,
+                   f"measure.price_per_hour {m['price_per_hour']} USD/h × time per inference at {basis}")
+
+    f.update(gpu.stop())
+    peak_rss = memory.peak_rss_bytes() / 1e6
+    rss_how = "VmHWM of this process over timing" if rss_reset else "VmHWM of the whole process (peak could not be reset)"
+    f.measured("peak_rss_mb", peak_rss, rss_how)
+    if device.startswith("cuda"):
+        peak_mem_figure(f)
+    else:
+        f.measured("peak_mem_mb", peak_rss, f"{rss_how} (CPU run: process RSS)")
+    f.measured("timing", {
+        "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+        "inference_mode": True, "gc": "disabled while timing", "batch_sizes": batch_sizes,
+        "policy": {k: m[k] for k in ("warmup_s", "min_time_s", "min_iterations", "max_time_s", "ci_target")},
+        "sustained_s": seconds, "load_average": round(load, 2), "cores": cores, "machine_busy": bool(busy),
+        "input_sha256": {str(b): fingerprint(x) for b, x in examples.items()},
+    }, "settings in force while timing; input_sha256 is equal across methods iff the inputs are")
+    return f.metrics, f.provenance
+
+
+def _load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0

@@ -1,0 +1,105 @@
+"""Provenance in real results: a tiny suite through the CLI, energy on, on this CPU."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli, write_suite
+
+SUITE = """
+[suite]
+name = "measured"
+timeout_s = 300
+
+[measure]
+batch_sizes = [1, 8]
+warmup_s = 0.0
+min_time_s = 0.05
+min_iterations = 5
+max_time_s = 0.5
+energy = true
+sustained_s = 1.0
+carbon_country = "DEU"
+
+[[models]]
+name = "mlp"
+source = "builtin"
+ref = "digits-mlp"
+
+[[tasks]]
+name = "digits"
+kind = "classification"
+dataset = "digits"
+
+[[methods]]
+name = "pruned"
+use = "prune.magnitude"
+params = { amount = 0.5 }
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("measured")
+    suite = write_suite(root, SUITE)
+    proc = run_cli("bench", str(suite), "--results", str(root / "results"), "--jobs", "2", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in root.iterdir()) == ["results", "suite.toml"]  # no emissions.csv
+    return root / "results"
+
+
+def rows(results: Path) -> dict[str, dict]:
+    lines = (results / "measured" / "results.jsonl").read_text().splitlines()
+    return {r["method"]: r for r in map(json.loads, lines)}
+
+
+def test_every_figure_is_measured_estimated_or_absent_with_a_reason(results: Path) -> None:
+    for row in rows(results).values():
+        assert row["status"] == "ok", row.get("error")
+        metrics, provenance = row["metrics"], row["provenance"]
+        for key, how in provenance.items():
+            kind, _, why = how.partition(": ")
+            assert kind in ("measured", "estimated", "absent") and why, (key, how)
+            assert (key in metrics) == (kind != "absent"), (key, how)
+        assert set(metrics) <= set(provenance)
+
+
+def test_cpu_energy_is_estimated_and_gpu_figures_absent_for_want_of_a_gpu(results: Path) -> None:
+    for row in rows(results).values():
+        metrics, provenance = row["metrics"], row["provenance"]
+        for key in ("energy_j_per_1k", "co2_g_per_1k", "compress_energy_j"):
+            assert provenance[key].startswith("estimated: "), provenance[key]
+        assert metrics["energy_j_per_1k"] > 0 and metrics["co2_g_per_1k"] > 0
+        assert "DEU" in provenance["co2_g_per_1k"]
+        for key in ("gpu_peak_mem_mb", "gpu_energy_j_per_1k", "gpu_model_mem_mb"):
+            assert key not in metrics and provenance[key] == "absent: no GPU"
+        assert provenance["cost_usd_per_1m"].startswith("absent: measure.price_per_hour is 0")
+        assert row["env"]["gpu_state"] == {"absent": "no GPU"}
+        assert metrics["sustained_throughput_sps"] > 0 and metrics["model_weight_mb"] > 0
+
+
+def test_the_same_inputs_are_timed_for_every_method(results: Path) -> None:
+    timing = [r["metrics"]["timing"] for r in rows(results).values()]
+    assert len(timing) == 2
+    assert timing[0]["input_sha256"] == timing[1]["input_sha256"]
+    assert timing[0]["threads"] == timing[1]["threads"] and timing[0]["inference_mode"]
+    for row in rows(results).values():
+        for stats in row["metrics"]["latency"].values():
+            assert {"median_ms", "iqr_ms", "p90_ms", "p99_ms", "ci95_ms", "n", "noisy"} <= set(stats)
+
+
+def test_leaderboard_can_hide_the_estimated_figures(results: Path, tmp_path: Path) -> None:
+    shown, hidden = tmp_path / "shown.csv", tmp_path / "hidden.csv"
+    assert run_cli("leaderboard", str(results / "measured"), "--csv", str(shown)).returncode == 0
+    assert run_cli("leaderboard", str(results / "measured"), "--hide-estimated", "--csv", str(hidden)).returncode == 0
+    with shown.open() as a, hidden.open() as b:
+        shown_rows, hidden_rows = list(csv.DictReader(a)), list(csv.DictReader(b))
+    for s, h in zip(shown_rows, hidden_rows):
+        assert s["energy_j_per_1k"] and not h["energy_j_per_1k"]
+        assert s["co2_g_per_1k"] and not h["co2_g_per_1k"]
+        assert s["latency_ms_p50"] == h["latency_ms_p50"] != ""
+        assert not s["peak_mem_mb"] == ""  # measured on CPU (RSS)

@@ -1,0 +1,93 @@
+"""Energy, CO2e and break-even: codecarbon for real (offline, on this CPU), GPU parts faked."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from harness.measure.carbon import HostEnergy
+from harness.measure.energy import (
+    EnergyReading,
+    break_even_inferences,
+    compression_figures,
+    open_meter,
+    window_figures,
+)
+from harness.measure.figures import Figures, combine
+from harness.measure.gpu_energy import GpuEnergy
+
+
+def test_codecarbon_offline_meter_on_this_cpu(tmp_path):
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # anything codecarbon wrote would land here
+    try:
+        meter = open_meter("cpu", "FRA")
+        meter.start()
+        deadline = time.perf_counter() + 1.0
+        while time.perf_counter() < deadline:
+            sum(range(1000))
+        reading = meter.stop()
+    finally:
+        os.chdir(cwd)
+    assert list(tmp_path.iterdir()) == []  # no emissions.csv
+    assert reading.gpu is None and reading.host is not None
+    joules, how = reading.total()
+    assert joules is not None and joules > 0
+    # RAM power is always codecarbon's heuristic; without RAPL (these machines) the CPU too.
+    from codecarbon.core.cpu import is_rapl_available
+
+    assert how.startswith("estimated: ") and "RAM power" in how
+    assert ("no RAPL" in how) == (not is_rapl_available())
+    assert reading.host.intensity_g_per_kwh is not None and 0 < reading.host.intensity_g_per_kwh < 2000
+    assert "FRA" in reading.host.intensity_provenance
+
+
+def _reading(host_j: float | None = 30.0, gpu: GpuEnergy | None = None) -> EnergyReading:
+    host = HostEnergy(host_j, 0.0 if host_j is not None else None, 3.0,
+                      "estimated: cpu load × TDP", 400.0, "estimated: grid average for USA")
+    return EnergyReading(3.0, host, "", gpu, "no GPU")
+
+
+def test_window_figures_per_1k_inferences_and_co2():
+    f = window_figures(_reading(30.0), inferences=3000, batch_size=64)
+    assert f.metrics["energy_j_per_1k"] == pytest.approx(10.0)
+    assert f.metrics["co2_g_per_1k"] == pytest.approx(10.0 / 3.6e6 * 400)
+    assert f.provenance["energy_j_per_1k"].startswith("estimated: cpu load × TDP")
+    assert f.provenance["co2_g_per_1k"].startswith("estimated: grid average for USA")
+    assert "gpu_energy_j_per_1k" not in f.metrics
+    assert f.provenance["gpu_energy_j_per_1k"] == "absent: no GPU"
+
+
+def test_gpu_window_total_adds_gpu_and_stays_absent_if_a_part_is_missing():
+    gpu = GpuEnergy(60.0, "measured: NVML total energy counter")
+    f = window_figures(_reading(30.0, gpu), inferences=3000, batch_size=64)
+    assert f.metrics["energy_j_per_1k"] == pytest.approx(30.0)
+    assert f.provenance["gpu_energy_j_per_1k"].startswith("measured: NVML")
+    assert f.provenance["energy_j_per_1k"].startswith("estimated")  # the CPU part is estimated
+    missing = GpuEnergy(None, "absent: no energy counter on this GPU (pre-Volta); power reading: not supported")
+    f = window_figures(_reading(30.0, missing), inferences=3000, batch_size=64)
+    assert "energy_j_per_1k" not in f.metrics and "co2_g_per_1k" not in f.metrics
+    assert f.provenance["energy_j_per_1k"] == f"absent: {missing.provenance[8:]}"
+
+
+def test_compression_figures_and_break_even():
+    f = compression_figures(_reading(500.0))
+    assert f.metrics["compress_energy_j"] == pytest.approx(500.0)
+    assert f.provenance["compress_energy_j"].startswith("estimated")
+    absent = compression_figures(None, "measure.energy = false")
+    assert absent.metrics == {} and absent.provenance["compress_energy_j"] == "absent: measure.energy = false"
+    # 500 J repaid by saving 5 J per 1,000 inferences: 100,000 inferences.
+    assert break_even_inferences(500.0, 15.0, 10.0) == pytest.approx(100_000)
+    assert break_even_inferences(500.0, 10.0, 12.0) is None  # never repaid
+    assert break_even_inferences(None, 15.0, 10.0) is None
+    assert break_even_inferences(500.0, float("nan"), 10.0) is None  # a leaderboard gap
+
+
+def test_figures_refuse_zero_for_missing_and_combine_provenance():
+    f = Figures()
+    with pytest.raises(ValueError):
+        f.measured("x", None, "how")
+    assert combine(["measured: a", "measured: b"]) == "measured: a; b"
+    assert combine(["measured: a", "estimated: b"]) == "estimated: b"
