@@ -49,3 +49,23 @@ min_iterations = 5
 max_time_s = 1.0
 energy = false
 """
+
+
+DIGITS_MLP = """
+[[models]]
+name = "mlp"
+source = "builtin"
+ref = "digits-mlp"
+
+[[tasks]]
+name = "digits"
+kind = "classification"
+dataset = "digits"
+"""
+
+
+def digits_suite(directory: Path, name: str, methods: str = "", *, suite: str = "",
+                 measure: str = FAST_MEASURE) -> Path:
+    """A suite of the builtin digits MLP on the digits task, with ``methods`` (TOML)."""
+    body = f"[suite]\nname = \"{name}\"\n{textwrap.dedent(suite)}\n{measure}\n{DIGITS_MLP}\n{textwrap.dedent(methods)}"
+    return write_suite(directory, body)

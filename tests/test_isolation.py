@@ -5,27 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import FAST_MEASURE, ROOT, run_cli, write_suite
+from conftest import ROOT, digits_suite, run_cli
 
 PLUGIN_ENV = {"HARNESS_PLUGINS": "misbehave", "PYTHONPATH": str(ROOT / "tests" / "plugins")}
 
 
 def test_misbehaving_methods_become_rows_and_the_suite_goes_on(tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, f"""
-        [suite]
-        name = "misbehave"
-        timeout_s = 120
-        {FAST_MEASURE}
-        [[models]]
-        name = "mlp"
-        source = "builtin"
-        ref = "digits-mlp"
-
-        [[tasks]]
-        name = "digits"
-        kind = "classification"
-        dataset = "digits"
-
+    suite = digits_suite(tmp_path, "misbehave", suite="timeout_s = 120", methods="""
         [[methods]]
         use = "test.raise"
         [[methods]]
@@ -69,21 +55,7 @@ def test_misbehaving_methods_become_rows_and_the_suite_goes_on(tmp_path: Path) -
 
 
 def test_a_hanging_run_is_killed_at_the_timeout(tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, f"""
-        [suite]
-        name = "hang"
-        timeout_s = 8
-        {FAST_MEASURE}
-        [[models]]
-        name = "mlp"
-        source = "builtin"
-        ref = "digits-mlp"
-
-        [[tasks]]
-        name = "digits"
-        kind = "classification"
-        dataset = "digits"
-
+    suite = digits_suite(tmp_path, "hang", suite="timeout_s = 8", methods="""
         [[methods]]
         use = "test.hang"
     """)
@@ -96,22 +68,11 @@ def test_a_hanging_run_is_killed_at_the_timeout(tmp_path: Path) -> None:
 
 
 def test_a_method_can_skip_from_apply_when_its_params_cannot_run_here(tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, f"""
-        [suite]
-        name = "skip"
-        {FAST_MEASURE}
-        [[models]]
-        name = "mlp"
-        source = "builtin"
-        ref = "digits-mlp"
-        [[tasks]]
-        name = "digits"
-        kind = "classification"
-        dataset = "digits"
+    suite = digits_suite(tmp_path, "skip", methods="""
         [[methods]]
         name = "awq4"
         use = "quant.awq"
-        params = {{ bits = 4 }}
+        params = { bits = 4 }
     """)
     proc = run_cli("bench", str(suite), "--results", str(tmp_path / "r"), "--only", "awq4")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -11,7 +11,7 @@ import pytest
 
 from harness.plugins import load_registry
 
-from conftest import FAST_MEASURE, ROOT, run_cli, write_suite
+from conftest import ROOT, digits_suite, run_cli
 
 TEST_PLUGINS = {"PYTHONPATH": str(ROOT / "tests" / "plugins")}
 
@@ -51,18 +51,7 @@ def test_broken_plugins_are_listed_as_broken(module: str, fragment: str, monkeyp
 
 
 def test_a_broken_plugin_fails_only_the_runs_that_use_it(tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, f"""
-        [suite]
-        name = "broken"
-        {FAST_MEASURE}
-        [[models]]
-        name = "mlp"
-        source = "builtin"
-        ref = "digits-mlp"
-        [[tasks]]
-        name = "digits"
-        kind = "classification"
-        dataset = "digits"
+    suite = digits_suite(tmp_path, "broken", methods="""
         [[methods]]
         use = "broken.method"
     """)
@@ -100,22 +89,11 @@ def test_third_party_plugin_is_discovered_and_runs(example_installed, tmp_path: 
     methods = run_cli("methods", env={"COLUMNS": "400"})
     assert "example.fake-quant" in methods.stdout and "bits=4" in methods.stdout
 
-    suite = write_suite(tmp_path, f"""
-        [suite]
-        name = "third-party"
-        {FAST_MEASURE}
-        [[models]]
-        name = "mlp"
-        source = "builtin"
-        ref = "digits-mlp"
-        [[tasks]]
-        name = "digits"
-        kind = "classification"
-        dataset = "digits"
+    suite = digits_suite(tmp_path, "third-party", methods="""
         [[methods]]
-        name = "fq-{{bits}}"
+        name = "fq-{bits}"
         use = "example.fake-quant"
-        sweep = {{ bits = [2, 8] }}
+        sweep = { bits = [2, 8] }
     """)
     bench = run_cli("bench", str(suite), "--results", str(tmp_path / "r"))
     assert bench.returncode == 0, bench.stdout + bench.stderr

@@ -7,24 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST_MEASURE, run_cli, write_suite
+from conftest import digits_suite, run_cli
 
 pytest.importorskip("ray")
 
 
 def test_bench_on_a_local_ray_cluster(tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, f"""
-        [suite]
-        name = "ray"
-        {FAST_MEASURE}
-        [[models]]
-        name = "mlp"
-        source = "builtin"
-        ref = "digits-mlp"
-        [[tasks]]
-        name = "digits"
-        kind = "classification"
-        dataset = "digits"
+    suite = digits_suite(tmp_path, "ray", methods="""
         [[methods]]
         use = "prune.magnitude"
     """)
@@ -38,17 +27,6 @@ def test_bench_on_a_local_ray_cluster(tmp_path: Path) -> None:
 
 
 def test_unknown_executor_is_one_sentence(tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, """
-        [suite]
-        name = "x"
-        [[models]]
-        name = "mlp"
-        source = "builtin"
-        ref = "digits-mlp"
-        [[tasks]]
-        name = "digits"
-        kind = "classification"
-        dataset = "digits"
-    """)
+    suite = digits_suite(tmp_path, "x")
     proc = run_cli("bench", str(suite), "--executor", "rey", "--results", str(tmp_path / "r"))
     assert proc.returncode == 2 and "unknown executor 'rey'; did you mean 'ray'?" in proc.stderr
