@@ -1,34 +1,44 @@
-# make bench: set up .venv (if needed) and run the quickstart suite.
-# make test:  set up/update .venv and run the whole test suite.
+# make bench: set up .venv (if needed) with what the quickstart needs, run it.
+# make test:  set up/update .venv with everything (LM, Ray, dev tools), run all tests.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-PIP    := $(PY) -m pip
+PIP    := $(PY) -m pip --disable-pip-version-check
 # The CPU build of torch; a plain "torch" pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: bench test venv lint clean
+.PHONY: bench bench-lm test lint benchmarks clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.bench-deps: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "$(TORCH)"
+	$(PIP) install --quiet -e ".[torch,measure]"
+	touch $@
+
+$(VENV)/.test-deps: $(VENV)/.bench-deps
 	$(PIP) install --quiet -e ".[torch,measure,lm,ray,dev]"
 	touch $@
 
-venv: $(VENV)/.installed
-
-bench: $(VENV)/.installed
+bench: $(VENV)/.bench-deps
 	$(VENV)/bin/harness bench suites/quickstart.toml
 
-test: $(VENV)/.installed
+bench-lm: $(VENV)/.test-deps
+	$(VENV)/bin/harness bench suites/lm-quickstart.toml
+
+test: $(VENV)/.test-deps
 	$(PY) -m pytest -q
 
-lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check harness plugins tests
+lint: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check harness plugins tests examples benchmarks
+
+# Speed and fidelity goals live here, not in timed unit tests: run on a quiet machine.
+benchmarks: $(VENV)/.test-deps
+	$(PY) benchmarks/timer_overhead.py
+	$(PY) benchmarks/timing_fidelity.py
+	$(PY) benchmarks/structured_pruning.py
 
 clean:
-	rm -rf $(VENV) results/quickstart
+	rm -rf $(VENV) results/quickstart results/lm-quickstart

@@ -48,6 +48,7 @@ SCREEN = [
     ("perplexity", "ppl", ".4g"), ("bits_per_byte", "bpb", ".3g"),
     ("top1_agreement", "top-1 agr", ".3f"), ("kl_div_mean", "KL", ".3g"),
 ]
+TIMED = {"latency_ms_p50", "latency_ms_p99", "throughput_sps", "speedup"}
 # Shown only when some row has them (task-specific figures).
 OPTIONAL = {"break_even_inferences", "ttft_ms", "decode_tokens_per_s", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean"}
 
@@ -71,12 +72,18 @@ def leaderboard_table(frame: Any, title: str) -> Table:
                 text = f"[{STATUS_STYLE.get(value, 'white')}]{text}[/]"
             if column in ("energy_j_per_1k", "co2_g_per_1k", "cost_usd_per_1m") and text and column in str(record.get("estimated")):
                 text += "*"
+            if column in TIMED and text and record.get("timing_caveat"):
+                text += "~" if record["timing_caveat"] == "noisy" else "!"
             cells.append(text)
         table.add_row(*cells)
+    notes = ["empty = not measured"]
     if frame["estimated"].astype(bool).any():
-        table.caption = "* estimated, not measured (see each row's provenance); empty = not measured"
-    else:
-        table.caption = "empty = not measured"
+        notes.append("* estimated, not measured (see each row's provenance)")
+    if (frame["timing_caveat"] == "noisy").any():
+        notes.append("~ noisy timing (the median's CI never narrowed to ci_target)")
+    if (frame["timing_caveat"] == "busy").any():
+        notes.append("! timed while the machine was busy (load above its cores): compare with care")
+    table.caption = "; ".join(notes)
     return table
 
 

@@ -18,7 +18,7 @@ METRIC_COLUMNS = [
     "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean",
     "compress_energy_j", "sustained_throughput_sps",
 ]
-EXTRA_COLUMNS = ["compress_energy_j", "break_even_inferences", "sustained_throughput_sps", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean", "rank", "accuracy_delta", "estimated", "error", "run_id", "suite", "device"]
+EXTRA_COLUMNS = ["compress_energy_j", "break_even_inferences", "sustained_throughput_sps", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean", "rank", "accuracy_delta", "estimated", "timing_caveat", "error", "run_id", "suite", "device"]
 
 
 def latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -33,6 +33,17 @@ def _estimated(row: dict[str, Any]) -> list[str]:
     return sorted(k for k, v in (row.get("provenance") or {}).items() if str(v).startswith("estimated"))
 
 
+def _timing_caveat(row: dict[str, Any]) -> str:
+    """'noisy' (the median never settled within ci_target), 'busy' (timed while the load
+    exceeded the cores), or '' — the two reasons a latency figure deserves less trust."""
+    metrics = row.get("metrics") or {}
+    if metrics.get("timing_noisy"):
+        return "noisy"
+    if "machine busy" in str((row.get("provenance") or {}).get("latency_ms_p50", "")):
+        return "busy"
+    return ""
+
+
 def build_frame(rows: list[dict[str, Any]], hide_estimated: bool = False):
     """The leaderboard as a DataFrame with :data:`COLUMNS` (plus rank and extras)."""
     import pandas as pd
@@ -45,6 +56,7 @@ def build_frame(rows: list[dict[str, Any]], hide_estimated: bool = False):
             "suite": row.get("suite"), "model": row["model"], "task": row["task"],
             "method": row["method"], "status": row["status"], "run_id": row["run_id"],
             "device": row.get("device"), "estimated": ",".join(estimated),
+            "timing_caveat": _timing_caveat(row),
             "error": (row.get("error") or "").splitlines()[0] if row.get("error") else "",
             "gate": (row.get("spec") or {}).get("accuracy_gate", 0.99),
         }
@@ -55,7 +67,7 @@ def build_frame(rows: list[dict[str, Any]], hide_estimated: bool = False):
             record[key] = value
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=list(dict.fromkeys(
-        ["suite", "model", "task", "method", "status", "run_id", "device", "estimated", "error", "gate"] + METRIC_COLUMNS)))
+        ["suite", "model", "task", "method", "status", "run_id", "device", "estimated", "timing_caveat", "error", "gate"] + METRIC_COLUMNS)))
     for key in METRIC_COLUMNS:
         frame[key] = pd.to_numeric(frame[key], errors="coerce")
 
