@@ -71,11 +71,16 @@ def prepare_models(runs: list[RunSpec], out: Any) -> None:
     t0 = time.monotonic()
     for model in seen.values():
         suite_dir = model.pop("_dir")
-        # The source's own messages (e.g. "training ...") pass through to the terminal.
-        proc = subprocess.run([sys.executable, "-m", "harness.worker", "--prepare", json.dumps(model), suite_dir],
-                              stdout=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            out.print(f"[yellow]preparing model {model['name']} failed (exit {proc.returncode})[/]; "
+        # Popen, not run: the source's "training ..." lines are shown as they come.
+        proc = subprocess.Popen([sys.executable, "-m", "harness.worker", "--prepare", json.dumps(model), suite_dir],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        tail: list[str] = []
+        for line in proc.stderr:
+            if line.startswith("training "):
+                out.print(line.rstrip(), markup=False, highlight=False)
+            tail = (tail + [line.rstrip()])[-5:]
+        if proc.wait() != 0:
+            out.print(f"[yellow]preparing model {model['name']} failed[/] ({tail[-1] if tail else 'no output'}); "
                       "its runs will report the error")
     out.print(f"[dim]{len(seen)} model(s) ready in {time.monotonic() - t0:.1f}s[/]")
 

@@ -1,4 +1,5 @@
-"""The ``builtin`` model source: reference models trained on the bundled digits data.
+"""Builtin reference models trained on the bundled digits data (served by the
+``builtin`` source, :mod:`harness_plugins.builtin_source`).
 
 Models train deterministically in seconds on first use and are cached by a hash of
 their code, recipe, data and torch version under ``$HARNESS_CACHE`` (default
@@ -15,9 +16,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from harness import hookimpl
-from harness.api import ModelSource, NoParams
 
 
 @dataclass(frozen=True)
@@ -136,45 +134,15 @@ def load_trained(ref: str) -> Any:
     return model.eval()
 
 
-def _lm_models() -> dict[str, Any]:
-    """The builtin language models (plugins/lm/builtin.py), which this source also serves."""
-    from harness_plugins.lm import builtin
-
-    return builtin.MODELS
-
-
-class BuiltinSource(ModelSource):
-    name = "builtin"
-    description = "reference models trained on bundled data: " + ", ".join(MODELS) + ", world-lm"
-    Options = NoParams
-
-    def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:
-        if ref not in MODELS and ref not in _lm_models():
-            from harness.params import nearest
-
-            return f"unknown builtin model '{ref}'{nearest(ref, [*MODELS, *_lm_models()])}"
-        return None
-
-    def prepare(self, ref: str, options: Any, suite_dir: Path) -> None:
-        if ref in _lm_models():
-            from harness_plugins.lm import builtin
-
-            builtin.train_to_cache(ref)
-        elif not cached_path(ref).exists():
-            print(f"training builtin model {ref} (first use; cached in {cache_dir()}) …", file=sys.stderr, flush=True)
-            train_to_cache(ref)
-
-    def load(self, ref: str, options: Any, ctx: Any) -> Any:
-        if ref in _lm_models():
-            from harness_plugins.lm import builtin
-
-            return builtin.load(ref, ctx.device)
-        return load_trained(ref).to(ctx.device)
+def prepare(ref: str) -> None:
+    """Train ``ref`` into the cache unless it is there (the builtin source's prepare)."""
+    if not cached_path(ref).exists():
+        print(f"training builtin model {ref} (first use; cached in {cache_dir()}) …", file=sys.stderr, flush=True)
+        train_to_cache(ref)
 
 
-@hookimpl
-def harness_register_models(register):
-    register(BuiltinSource)
+def load(ref: str, device: str) -> Any:
+    return load_trained(ref).to(device)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def recipe_hash(recipe: LMRecipe) -> str:
 
     h = hashlib.sha256(repr(recipe).encode())
     h.update(inspect.getsource(world).encode())
-    h.update(inspect.getsource(sys.modules[__name__]).encode())
+    for fn in (build_tokenizer, build_model, train):  # what decides the weights, not the plumbing
+        h.update(inspect.getsource(fn).encode())
     for version in (torch.__version__, transformers.__version__, tokenizers.__version__):
         h.update(".".join(version.split(".")[:2]).encode())
     return h.hexdigest()[:16]
@@ -155,6 +156,13 @@ def trained_dir(ref: str) -> Path:
     if not path.is_dir():
         subprocess.run([sys.executable, "-m", "harness_plugins.lm.builtin", ref], check=True)
     return path
+
+
+def prepare(ref: str) -> None:
+    """Train ``ref`` into the cache unless it is there (the builtin source's prepare)."""
+    if not cached_dir(ref).is_dir():
+        print(f"training builtin LM {ref} (first use; cached in {cached_dir(ref).parent}) …", file=sys.stderr, flush=True)
+        train_to_cache(ref)
 
 
 def load(ref: str, device: str) -> Any:
