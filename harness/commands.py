@@ -102,14 +102,13 @@ def _show_leaderboard(directory: Path, csv: Path | None, markdown: Path | None, 
         return _err(f"no results in {directory}; run 'harness bench SUITE.toml' first")
     frame = build_frame(rows, hide_estimated=hide_estimated)
     console().print(leaderboard_table(frame, f"leaderboard: {directory}"))
-    from harness.reporters import write_csv, write_markdown
+    from harness.reporters import reporter
 
-    if csv:
-        write_csv(frame, csv)
-        console().print(f"wrote {csv}")
-    if markdown:
-        write_markdown(frame, markdown)
-        console().print(f"wrote {markdown}")
+    registry = load_registry() if csv or markdown else None
+    for name, path in (("csv", csv), ("markdown", markdown)):
+        if path:
+            reporter(registry, name)(frame, path)
+            console().print(f"wrote {path}")
     return 0
 
 
@@ -172,7 +171,7 @@ def cmd_report(args: Any) -> int:
     rows = _rows(args.results_dir)
     if rows is None:
         return _err(f"no results in {args.results_dir}; run 'harness bench SUITE.toml' first")
-    for path in write_report(rows, args.output):
+    for path in write_report(rows, args.output, load_registry()):
         console().print(f"wrote {path}")
     return 0
 

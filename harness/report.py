@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.leaderboard import build_frame, latest_rows
-from harness.reporters import write_csv, write_markdown
+from harness.reporters import SUFFIX, reporter
 
 KEY = ["model", "task", "method"]
 COMPARED = ["accuracy", "latency_ms_p50", "throughput_sps", "size_mb", "sparsity", "energy_j_per_1k"]
@@ -22,13 +22,17 @@ def _environments(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def write_report(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """leaderboard.csv, leaderboard.md and a self-contained report.html in ``out_dir``."""
+def write_report(rows: list[dict[str, Any]], out_dir: Path, registry: Any) -> list[Path]:
+    """``leaderboard.<suffix>`` from every registered reporter (csv, md, and those of
+    plugins) and a self-contained report.html, in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = build_frame(rows)
-    written = [out_dir / "leaderboard.csv", out_dir / "leaderboard.md", out_dir / "report.html"]
-    write_csv(frame, written[0])
-    write_markdown(frame, written[1])
+    written = []
+    for name in registry.names("reporter"):
+        path = out_dir / f"leaderboard.{SUFFIX.get(name, name)}"
+        reporter(registry, name)(frame, path)
+        written.append(path)
+    written.append(out_dir / "report.html")
     shown = frame.drop(columns=["run_id", "suite"]).fillna("")
     parts = [
         "<!doctype html><meta charset='utf-8'><title>harness report</title>",
@@ -50,7 +54,7 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     for env in _environments(rows):
         parts.append(f"<li><code>{html.escape(str(env))}</code></li>")
     parts.append("</ul>")
-    written[2].write_text("\n".join(parts))
+    written[-1].write_text("\n".join(parts))
     return written
 
 

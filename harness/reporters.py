@@ -1,9 +1,25 @@
-"""Writers for the leaderboard frame: CSV and Markdown."""
+"""Writers for the leaderboard frame. The built-in ``csv`` and ``markdown`` are
+registered through ``harness_register_reporters`` like third-party ones, and looked up
+by name through :func:`reporter`."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# The file suffix each built-in writer produces; other reporters use their own name.
+SUFFIX = {"csv": "csv", "markdown": "md"}
+
+
+def reporter(registry: Any, name: str) -> Callable[[Any, Path], None]:
+    """The writer registered as ``name`` (imported now, not at plugin load)."""
+    entry = registry.get("reporter", name)
+    if entry is None:
+        raise LookupError(f"no reporter named '{name}' is registered")
+    module, _, attr = entry.obj.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def write_csv(frame: Any, path: Path) -> None:
