@@ -104,3 +104,18 @@ def test_third_party_plugin_is_discovered_and_runs(example_installed, tmp_path: 
     assert rows["fq-8"]["metrics"]["accuracy"] >= rows["baseline"]["metrics"]["accuracy"] - 0.02
     assert rows["fq-2"]["metrics"]["accuracy"] < rows["fq-8"]["metrics"]["accuracy"]
     assert rows["fq-8"]["spec"]["versions"]["plugins"]["example"] == "0.2.0"  # in the run's identity
+
+
+def test_every_hook_is_typed_and_documented() -> None:
+    import inspect
+
+    from harness import hookspecs
+
+    readme = (ROOT / "README.md").read_text()
+    hooks = [name for name, fn in vars(hookspecs).items() if name.startswith("harness_") and callable(fn)]
+    assert len(hooks) == 6
+    for name in hooks:
+        fn = getattr(hookspecs, name)
+        assert ":param" in (fn.__doc__ or ""), f"{name} has no documented params"
+        assert all(p.annotation is not inspect.Parameter.empty for p in inspect.signature(fn).parameters.values())
+        assert name in readme, f"{name} is not in the README"
