@@ -1,0 +1,53 @@
+"""The ``file`` model source on real local files: TorchScript, full pickles, state_dicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.api import RunContext
+from harness_plugins.digits import load_trained
+from harness_plugins.file_source import FileOptions, FileSource
+
+
+@pytest.fixture(scope="module")
+def mlp() -> torch.nn.Module:
+    return load_trained("digits-mlp")
+
+
+def ctx(directory: Path) -> RunContext:
+    return RunContext(device="cpu", seed=0, work_dir=directory, suite_dir=directory)
+
+
+def same_outputs(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    x = torch.rand(4, 64)
+    with torch.inference_mode():
+        return torch.equal(a(x), b(x))
+
+
+def test_torchscript_loads_and_computes_the_same(mlp, tmp_path: Path) -> None:
+    torch.jit.save(torch.jit.script(mlp), tmp_path / "mlp.pt")
+    loaded = FileSource().load("mlp.pt", FileOptions(), ctx(tmp_path))
+    assert same_outputs(mlp, loaded)
+
+
+def test_a_pickled_model_needs_the_suite_to_opt_in(mlp, tmp_path: Path) -> None:
+    torch.save(mlp, tmp_path / "full.pt")
+    with pytest.raises(ValueError, match=r"unsafe_pickle = true"):
+        FileSource().load("full.pt", FileOptions(), ctx(tmp_path))
+    loaded = FileSource().load("full.pt", FileOptions(unsafe_pickle=True), ctx(tmp_path))
+    assert same_outputs(mlp, loaded)
+
+
+def test_a_state_dict_is_refused_with_the_fix(mlp, tmp_path: Path) -> None:
+    torch.save(mlp.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match=r"holds a state_dict, not a model"):
+        FileSource().load("weights.pt", FileOptions(), ctx(tmp_path))
+
+
+def test_check_ref_finds_missing_files_relative_to_the_suite(tmp_path: Path) -> None:
+    (tmp_path / "there.pt").write_bytes(b"x")
+    assert FileSource().check_ref("there.pt", FileOptions(), tmp_path) is None
+    assert "does not exist" in FileSource().check_ref("nothere.pt", FileOptions(), tmp_path)
