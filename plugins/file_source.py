@@ -1,4 +1,5 @@
-"""The ``file`` model source: a TorchScript archive or a full-model checkpoint."""
+"""The ``file`` model source: a ``torch.export`` archive (``.pt2``), a TorchScript
+archive, or a full-model checkpoint."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def _is_torchscript(path: Path) -> bool:
 
 class FileSource(ModelSource):
     name = "file"
-    description = "a TorchScript file or a torch.save(model) checkpoint (path relative to the suite)"
+    description = ("a torch.export .pt2 archive, a TorchScript file or a torch.save(model) checkpoint "
+                   "(path relative to the suite)")
     Options = FileOptions
 
     def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:
@@ -47,6 +49,8 @@ class FileSource(ModelSource):
         import torch
 
         path = _resolve(ref, ctx.suite_dir)
+        if path.suffix == ".pt2":  # torch.export.save: TorchScript's successor
+            return torch.export.load(str(path)).module().to(ctx.device)
         if _is_torchscript(path):
             return torch.jit.load(str(path), map_location=ctx.device).eval()
         try:

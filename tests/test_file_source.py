@@ -51,3 +51,11 @@ def test_check_ref_finds_missing_files_relative_to_the_suite(tmp_path: Path) -> 
     (tmp_path / "there.pt").write_bytes(b"x")
     assert FileSource().check_ref("there.pt", FileOptions(), tmp_path) is None
     assert "does not exist" in FileSource().check_ref("nothere.pt", FileOptions(), tmp_path)
+
+
+def test_an_exported_program_loads_and_computes_the_same(mlp, tmp_path: Path) -> None:
+    batch = torch.export.Dim("batch")  # the harness times several batch sizes
+    program = torch.export.export(mlp, (torch.rand(2, 64),), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(program, tmp_path / "mlp.pt2")
+    loaded = FileSource().load("mlp.pt2", FileOptions(), ctx(tmp_path))
+    assert same_outputs(mlp, loaded)
