@@ -70,7 +70,8 @@ class ModelSource:
     def prepare(self, ref: str, options: Any, suite_dir: Path) -> None:
         """One-time work before any run loads ``ref`` (train, convert, fill a cache).
 
-        The driver calls it in a child process, outside every run's timeout and timings.
+        The driver calls it in a child process, outside every run's timeout and timings;
+        lines it prints to stderr starting with ``"prepare: "`` are shown to the user.
         """
 
 

@@ -62,6 +62,9 @@ def make_executor(registry: Registry, name: str, jobs: int) -> Any:
     return cls(jobs=jobs)
 
 
+PROGRESS = "prepare: "  # a source's stderr lines with this prefix are shown to the user
+
+
 def prepare_models(runs: list[RunSpec], out: Any) -> None:
     """Let each model's source do its one-time work (e.g. train a builtin model) once,
     in a child process, so that no run's timeout or timing includes it."""
@@ -71,13 +74,13 @@ def prepare_models(runs: list[RunSpec], out: Any) -> None:
     t0 = time.monotonic()
     for model in seen.values():
         suite_dir = model.pop("_dir")
-        # Popen, not run: the source's "training ..." lines are shown as they come.
+        # Popen, not run: the source's progress lines ("prepare: ...") show as they come.
         proc = subprocess.Popen([sys.executable, "-m", "harness.worker", "--prepare", json.dumps(model), suite_dir],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         tail: list[str] = []
         for line in proc.stderr:
-            if line.startswith("training "):
-                out.print(line.rstrip(), markup=False, highlight=False)
+            if line.startswith(PROGRESS):
+                out.print(line[len(PROGRESS):].rstrip(), markup=False, highlight=False)
             tail = (tail + [line.rstrip()])[-5:]
         if proc.wait() != 0:
             out.print(f"[yellow]preparing model {model['name']} failed[/] ({tail[-1] if tail else 'no output'}); "

@@ -137,7 +137,7 @@ def load_trained(ref: str) -> Any:
 def prepare(ref: str) -> None:
     """Train ``ref`` into the cache unless it is there (the builtin source's prepare)."""
     if not cached_path(ref).exists():
-        print(f"training builtin model {ref} (first use; cached in {cache_dir()}) …", file=sys.stderr, flush=True)
+        print(f"prepare: training builtin model {ref} (first use; cached in {cache_dir()}) …", file=sys.stderr, flush=True)
         train_to_cache(ref)
 
 

@@ -139,3 +139,19 @@ def test_magnitude_pruning_on_the_lm_leaves_head_and_embeddings(tmp_path: Path, 
     assert pruned.lm_head.weight.equal(head) and pruned.model.embed_tokens.weight.equal(embeddings)
     moved = task.evaluate(pruned)
     assert moved["kl_div_mean"] > 1e-4 and moved["top1_agreement"] < 1.0
+
+
+def test_hf_prepare_never_touches_the_network_offline_or_for_local_dirs(tmp_path, monkeypatch) -> None:
+    import huggingface_hub
+
+    from harness_plugins.lm.source import HFOptions, HFSource
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("prepare must not download here")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    HFSource().prepare("Qwen/Qwen2.5-0.5B", HFOptions(), tmp_path)
+    (tmp_path / "local-model").mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    HFSource().prepare("./local-model", HFOptions(), tmp_path)

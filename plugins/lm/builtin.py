@@ -161,7 +161,7 @@ def trained_dir(ref: str) -> Path:
 def prepare(ref: str) -> None:
     """Train ``ref`` into the cache unless it is there (the builtin source's prepare)."""
     if not cached_dir(ref).is_dir():
-        print(f"training builtin LM {ref} (first use; cached in {cached_dir(ref).parent}) …", file=sys.stderr, flush=True)
+        print(f"prepare: training builtin LM {ref} (first use; cached in {cached_dir(ref).parent}) …", file=sys.stderr, flush=True)
         train_to_cache(ref)
 
 

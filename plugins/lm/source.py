@@ -125,6 +125,18 @@ class HFSource(ModelSource):
             return f"'{ref}' is neither a local directory nor a hub id like 'Qwen/Qwen2.5-0.5B'"
         return None  # hub ids are checked on load: validation never needs the network
 
+    def prepare(self, ref: str, options: Any, suite_dir: Path) -> None:
+        """Download a hub model before the runs, so no run's timeout includes it."""
+        if resolve(ref, suite_dir) is not None or offline():
+            return  # local, or offline: the runs say whether the hub cache has it
+        import sys
+
+        from huggingface_hub import snapshot_download
+
+        print(f"prepare: fetching {ref} from the Hugging Face hub (cached afterwards) …",
+              file=sys.stderr, flush=True)
+        snapshot_download(repo_id=ref, revision=options.revision)
+
     def load(self, ref: str, options: Any, ctx: Any) -> Any:
         path = resolve(ref, ctx.suite_dir)
         return load_pretrained(str(path) if path is not None else ref, options, ctx.device)
