@@ -18,7 +18,11 @@ METRIC_COLUMNS = [
     "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean",
     "compress_energy_j", "sustained_throughput_sps",
 ]
-EXTRA_COLUMNS = ["compress_energy_j", "break_even_inferences", "sustained_throughput_sps", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean", "rank", "accuracy_delta", "estimated", "timing_caveat", "error", "run_id", "suite", "device"]
+# After COLUMNS in the frame: the other figures, then bookkeeping.
+EXTRA_COLUMNS = [c for c in METRIC_COLUMNS if c not in COLUMNS] + [
+    "break_even_inferences", "rank", "accuracy_delta", "estimated", "timing_caveat", "error",
+    "run_id", "suite", "device",
+]
 
 
 def latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pluggy
 
-from harness import __version__, api, hookspecs
+from harness import api, hookspecs
 
 KINDS = {
     "method": "harness_register_methods",
@@ -185,7 +185,3 @@ def load_registry(disabled: set[str] | None = None, extra: list[str] | None = No
         )
         _register_from(registry, plugin, info)
     return registry
-
-
-def harness_version() -> str:
-    return __version__

@@ -9,22 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST_MEASURE, run_cli, write_suite
+from conftest import DIGITS_MLP, FAST_MEASURE, run_cli, write_suite
 
 SUITE = f"""
 [suite]
 name = "tiny"
 timeout_s = 300
 {FAST_MEASURE}
-[[models]]
-name = "mlp"
-source = "builtin"
-ref = "digits-mlp"
-
-[[tasks]]
-name = "digits"
-kind = "classification"
-dataset = "digits"
+{DIGITS_MLP}
 
 [[methods]]
 name = "int8"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_suite
+from conftest import DIGITS_MLP, run_cli, write_suite
 
-SUITE = """
+SUITE = f"""
 [suite]
 name = "measured"
 timeout_s = 300
@@ -25,20 +25,12 @@ energy = true
 sustained_s = 1.0
 carbon_country = "DEU"
 
-[[models]]
-name = "mlp"
-source = "builtin"
-ref = "digits-mlp"
-
-[[tasks]]
-name = "digits"
-kind = "classification"
-dataset = "digits"
+{DIGITS_MLP}
 
 [[methods]]
 name = "pruned"
 use = "prune.magnitude"
-params = { amount = 0.5 }
+params = {{ amount = 0.5 }}
 """
 
 
