@@ -26,9 +26,9 @@ def main() -> None:
     from harness.api import RunContext
     from harness.measure.latency import TimingPolicy, time_forward
     from harness.measure.model_stats import count_params
-    from harness_plugins.classification import ClassificationConfig, ClassificationData
-    from harness_plugins.digits import load_trained
-    from harness_plugins.pruning import Structured, StructuredParams
+    from harness_plugins.methods.pruning.structured import Structured, StructuredParams
+    from harness_plugins.sources.builtin.digits import load_trained
+    from harness_plugins.tasks.classification import ClassificationConfig, ClassificationData
 
     task = ClassificationData(ClassificationConfig("digits"), "cpu")
     ctx = RunContext(device="cpu", seed=0, work_dir=Path(tempfile.mkdtemp()), suite_dir=Path("."), task=task)

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch.utils.benchmark as tb
 
     from harness.measure.latency import TimingPolicy, time_forward
-    from harness_plugins.classification import ClassificationConfig, ClassificationData
-    from harness_plugins.digits import load_trained
+    from harness_plugins.sources.builtin.digits import load_trained
+    from harness_plugins.tasks.classification import ClassificationConfig, ClassificationData
 
     if args.nice:
         os.nice(args.nice)

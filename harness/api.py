@@ -1,4 +1,5 @@
-"""What a plugin implements: methods, model sources and task kinds.
+"""What a plugin implements: one base class per kind of plugin (methods, model
+sources, task kinds, executors, reporters), and what the harness hands to them.
 
 Classes here are imported by ``harness plugins`` and by suite validation, so a plugin
 module must not import torch at its top: do heavy imports inside ``load``/``apply``.
@@ -9,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from harness.result import RunResult
+    from harness.spec import RunSpec
 
 FAMILIES = ("none", "quantization", "pruning", "sparsity", "distillation", "training")
 NEEDS = ("calibration", "training", "teacher")
@@ -117,11 +122,46 @@ class PreparedTask:
         """The task's training loss."""
         raise NotImplementedError
 
-    # Optional, called by the worker when a task defines them:
-    #   before_compression(model) -> None: see the original model once (e.g. to keep
-    #       reference outputs for fidelity), before any method runs.
-    #   extra_measurements(model, measure: dict) -> (metrics, provenance): figures only
-    #       this kind of task can take (e.g. generation speed of a causal LM).
+    def before_compression(self, model: Any) -> None:
+        """See the original model once, before any method runs (e.g. keep its reference
+        outputs for fidelity, or its tokenizer). Default: nothing."""
+
+    def extra_measurements(self, model: Any, measure: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        """Figures only this kind of task can take (e.g. generation speed of a causal LM),
+        as ``(metrics, provenance)``; ``measure`` is the suite's ``[measure]`` config.
+        Default: none."""
+        return {}, {}
+
+
+class Executor:
+    """Runs a plan's runs somewhere (this machine, a Ray cluster, ...).
+
+    ``run`` calls ``on_start(spec)`` as each run starts and ``on_result(spec, result)``
+    once per finished run, from one thread at a time; the driver alone stores results.
+    A run interrupted by the user gets no ``on_result`` (it runs again next time).
+    :func:`harness.toolkit.run_isolated` runs one spec in its own worker process.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = max(1, jobs)
+
+    def run(self, runs: list[RunSpec], log_dir: Path, on_start: Callable[[RunSpec], None],
+            on_result: Callable[[RunSpec, RunResult], None]) -> None:
+        raise NotImplementedError
+
+
+class Reporter:
+    """Writes the leaderboard (a pandas DataFrame) to a file: ``leaderboard.<suffix>``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    suffix: ClassVar[str] = ""
+
+    def write(self, frame: Any, path: Path) -> None:
+        raise NotImplementedError
 
 
 @dataclass

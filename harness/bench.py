@@ -1,8 +1,8 @@
-"""The driver of ``harness bench``: plan, skip what is done, execute, store, show."""
+"""The driver of ``harness bench``: plan, skip what is done, prepare models, execute,
+store each result as it comes."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.display import ProgressLog
-from harness.plan import RunSpec, build_plan, select
-from harness.plugins import Registry
+from harness.errors import UsageError
+from harness.params import nearest
+from harness.plan import build_plan, select
+from harness.plugins import PluginSet
+from harness.result import RunResult
 from harness.results import append_result, finished_ids, read_results, results_file
+from harness.spec import RunSpec
 from harness.suite import Suite
-
-
-class UsageError(Exception):
-    """A user mistake: one sentence, exit code 2."""
 
 
 @dataclass
@@ -28,7 +27,6 @@ class BenchOptions:
     executor: str = "local"
     force: bool = False
     only: str | None = None
-    dry_run: bool = False
     results_root: Path = Path("results")
 
 
@@ -36,9 +34,9 @@ def results_dir(suite: Suite, root: Path) -> Path:
     return Path(root) / suite.config.name
 
 
-def pending_runs(suite: Suite, registry: Registry, opts: BenchOptions) -> tuple[list[RunSpec], list[RunSpec]]:
+def pending_runs(suite: Suite, plugins: PluginSet, opts: BenchOptions) -> tuple[list[RunSpec], list[RunSpec]]:
     """(all selected runs, those still to run)."""
-    runs = select(build_plan(suite, registry), opts.only)
+    runs = select(build_plan(suite, plugins), opts.only)
     if opts.only and not runs:
         raise UsageError(f"--only '{opts.only}' matches no run of suite '{suite.config.name}'; "
                          "match 'model/method/task' or any one of them, e.g. --only 'digits-mlp/*'")
@@ -48,17 +46,14 @@ def pending_runs(suite: Suite, registry: Registry, opts: BenchOptions) -> tuple[
     return runs, [r for r in runs if r.run_id not in done]
 
 
-def make_executor(registry: Registry, name: str, jobs: int) -> Any:
-    entry = registry.get("executor", name)
-    if entry is None:
-        from harness.params import nearest
-
-        raise UsageError(f"unknown executor '{name}'{nearest(name, registry.names('executor'))}")
-    module, _, attr = entry.obj.partition(":")
+def make_executor(plugins: PluginSet, name: str, jobs: int) -> Any:
+    if plugins.get("executor", name) is None:
+        raise UsageError(f"unknown executor '{name}'{nearest(name, plugins.names('executor'))}")
     try:
-        cls = getattr(importlib.import_module(module), attr)
+        cls = plugins.lookup("executor", name)
     except ImportError as exc:
-        raise UsageError(f"executor '{name}' cannot be used: {exc}; install its extra, e.g. pip install 'harness[{name}]'") from None
+        raise UsageError(f"executor '{name}' cannot be used: {exc}; "
+                         f"install its extra, e.g. pip install 'harness[{name}]'") from None
     return cls(jobs=jobs)
 
 
@@ -68,12 +63,12 @@ PROGRESS = "prepare: "  # a source's stderr lines with this prefix are shown to 
 def prepare_models(runs: list[RunSpec], out: Any) -> None:
     """Let each model's source do its one-time work (e.g. train a builtin model) once,
     in a child process, so that no run's timeout or timing includes it."""
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, tuple[dict[str, Any], str]] = {}
     for run in runs:
-        seen.setdefault(json.dumps(run.model, sort_keys=True), run.model | {"_dir": run.suite_dir})
+        model = run.model.to_dict()
+        seen.setdefault(json.dumps(model, sort_keys=True), (model, run.suite_dir))
     t0 = time.monotonic()
-    for model in seen.values():
-        suite_dir = model.pop("_dir")
+    for model, suite_dir in seen.values():
         # Popen, not run: the source's progress lines ("prepare: ...") show as they come.
         proc = subprocess.Popen([sys.executable, "-m", "harness.worker", "--prepare", json.dumps(model), suite_dir],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -88,32 +83,31 @@ def prepare_models(runs: list[RunSpec], out: Any) -> None:
     out.print(f"[dim]{len(seen)} model(s) ready in {time.monotonic() - t0:.1f}s[/]")
 
 
-def run_suite(suite: Suite, registry: Registry, opts: BenchOptions, out: Any) -> list[dict[str, Any]]:
-    """Run what is pending; return this invocation's result rows."""
-    runs, todo = pending_runs(suite, registry, opts)
+def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) -> list[RunResult]:
+    """Run what is pending; return this invocation's results."""
+    from harness.display import ProgressLog
+
+    runs, todo = pending_runs(suite, plugins, opts)
     path = results_file(results_dir(suite, opts.results_root))
     out.print(f"suite [bold]{suite.config.name}[/]: {len(runs)} runs planned, "
               f"{len(runs) - len(todo)} already done, {len(todo)} to run → {path}")
     if not todo:
         return []
-    executor = make_executor(registry, opts.executor, opts.jobs)
+    executor = make_executor(plugins, opts.executor, opts.jobs)
     prepare_models(todo, out)
     progress = ProgressLog(out, len(todo), opts.jobs)
-    produced: list[dict[str, Any]] = []
+    produced: list[RunResult] = []
 
     def on_start(spec: RunSpec) -> None:
         progress.start(spec.label)
 
-    def on_result(spec: RunSpec, row: dict[str, Any]) -> None:
-        append_result(path, row)
-        produced.append(row)
-        note = (row.get("error") or "").splitlines()[0] if row["status"] != "ok" else ""
-        progress.finish(spec.label, row["status"], row.get("duration_s", 0.0), note)
-        for impl in registry.pm.hook.harness_result.get_hookimpls():
-            try:
-                impl.function(result=row)
-            except Exception as exc:  # a logger's bug must not lose the suite
-                out.print(f"[yellow]plugin '{impl.plugin_name}' failed in harness_result: {exc}[/]")
+    def on_result(spec: RunSpec, result: RunResult) -> None:
+        append_result(path, result)
+        produced.append(result)
+        note = result.first_error_line if result.status != "ok" else ""
+        progress.finish(spec.label, result.status, result.duration_s, note)
+        for plugin, exc in plugins.call_each("harness_result", result=result.to_row()):
+            out.print(f"[yellow]plugin '{plugin}' failed in harness_result: {exc}[/]")
 
     executor.run(todo, path.parent / "logs", on_start, on_result)
     return produced

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from harness import __version__
-
-EXIT_USAGE = 2
+from harness.errors import EXIT_USAGE, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,15 +48,102 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from harness import commands, display
+    from harness.bench import BenchOptions, results_dir
+
+    plugins, suite = commands.load(args.suite)
+    display.suite_warnings(args.suite, suite.warnings)
+    opts = BenchOptions(args.jobs, args.executor, args.force, args.only, args.results)
+    if args.dry_run:
+        display.dry_run(commands.bench_plan(plugins, suite, opts))
+        return 0
+    _terminate_like_interrupt()
+    produced = commands.bench(plugins, suite, opts, display.console())
+    directory = results_dir(suite, args.results)
+    display.leaderboard(commands.leaderboard(directory))
+    bad = [r for r in produced if r.status in ("failed", "timeout")]
+    if bad:
+        display.console(stderr=True).print(f"[red]{len(bad)} run(s) failed[/]; errors are in "
+                                           f"{directory}/results.jsonl and worker output in {directory}/logs/")
+        return 1
+    return 0
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (kill, a CI timeout) stops a suite like Ctrl-C: workers are killed, rows kept."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from harness import commands, display
+
+    plan = commands.validate(args.suite)
+    display.suite_warnings(args.suite, plan.suite.warnings)
+    display.plan(plan)
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from harness import display
+    from harness.plugins import load_plugins
+
+    plugins = load_plugins()
+    display.console().print(display.plugins_table(plugins))
+    return 1 if plugins.broken() else 0
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from harness import commands, display
+
+    display.console().print(display.methods_table(commands.methods()))
+    return 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from harness import commands, display
+
+    display.leaderboard(commands.leaderboard(args.results_dir, args.csv, args.markdown, args.hide_estimated))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness import commands, display
+
+    display.written(commands.report(args.results_dir, args.output))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harness import commands, display
+
+    display.comparison(commands.compare(args.dir_a, args.dir_b, args.csv))
+    return 0
+
+
+COMMANDS = {"bench": _bench, "validate": _validate, "plugins": _plugins, "methods": _methods,
+            "leaderboard": _leaderboard, "report": _report, "compare": _compare}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
         return EXIT_USAGE
-    from harness import commands
+    from harness import display
+    from harness.suite import SuiteError
 
     try:
-        return getattr(commands, f"cmd_{args.command}")(args)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        return display.usage_error(str(exc))
+    except SuiteError as exc:
+        return display.suite_problems(exc.path, exc.problems)
     except KeyboardInterrupt:
         print("interrupted; finished runs are saved, run the same command to go on", file=sys.stderr)
         return 130

@@ -1,4 +1,5 @@
-"""Terminal output: the leaderboard table, plugin lists, progress lines (rich)."""
+"""Terminal output (rich): renders what :mod:`harness.commands` returns — the
+leaderboard, plans, plugin and method lists, comparisons, errors — and progress lines."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from harness.errors import EXIT_USAGE
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red"}
 
@@ -117,3 +120,91 @@ class ProgressLog:
         extra = f" — {note}" if note else ""
         self.out.print(f"[dim]\\[{self.done}/{self.total}][/] {label} [{style}]{status}[/] in {duration:.1f}s"
                        f"{extra} [dim](elapsed {self._clock(elapsed)}{left})[/]")
+
+
+def usage_error(message: str) -> int:
+    console(stderr=True).print(f"[red]error:[/] {message}")
+    return EXIT_USAGE
+
+
+def suite_problems(path: Any, problems: list[str]) -> int:
+    err = console(stderr=True)
+    err.print(f"[red]error:[/] {len(problems)} problem(s) in {path}; nothing was run:")
+    for problem in problems:
+        err.print(f"  {path}: {problem}", markup=False)
+    return EXIT_USAGE
+
+
+def suite_warnings(path: Any, warnings: list[str]) -> None:
+    for warning in warnings:
+        console(stderr=True).print(f"[yellow]warning:[/] {path}: {warning}", markup=False)
+
+
+def plan(p: Any) -> None:
+    """``harness validate``: the expanded plan, one line per run."""
+    suite, out = p.suite, console()
+    out.print(f"{p.path}: valid. suite '{suite.config.name}': {len(suite.models)} model(s) × "
+              f"{len(suite.methods) + 1} method(s) incl. baseline × {len(suite.tasks)} task(s) → {len(p.runs)} runs")
+    for i, run in enumerate(p.runs, 1):
+        chain = " → ".join(_step(step.to_dict()) for step in run.steps)
+        out.print(f"  {i:>3}. {run.run_id}  {run.model.name} / {run.method} / {run.task.name}  [dim]{chain}[/]",
+                  markup=True, highlight=False)
+
+
+def _step(step: dict[str, Any]) -> str:
+    params = step["params"]
+    return step["use"] + (f"({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
+
+
+def dry_run(p: Any) -> None:
+    out = console()
+    out.print(f"dry run: {len(p.runs)} runs selected, {len(p.todo)} would run:")
+    for run in p.todo:
+        out.print(f"  {run.run_id}  {run.label}")
+
+
+def leaderboard(board: Any) -> None:
+    console().print(leaderboard_table(board.frame, f"leaderboard: {board.directory}"))
+    written(board.written)
+
+
+def written(paths: list[Any]) -> None:
+    for path in paths:
+        console().print(f"wrote {path}")
+
+
+def plugins_table(plugins: Any) -> Table:
+    table = Table(title="harness plugins", header_style="bold")
+    for column in ("plugin", "distribution", "version", "status", "hooks", "provides"):
+        table.add_column(column, overflow="fold")
+    for p in plugins.plugins:
+        style = {"ok": "green", "broken": "red", "disabled": "yellow"}[p.status]
+        status = f"[{style}]{p.status}[/]" + "".join(f"\n[red]{e}[/]" for e in p.errors)
+        hooks = ", ".join(h.removeprefix("harness_") for h in p.hooks)
+        table.add_row(p.name, p.dist, p.version, status, hooks, ", ".join(p.provides))
+    return table
+
+
+def methods_table(rows: list[Any]) -> Table:
+    table = Table(title="compression methods", header_style="bold")
+    for column in ("method", "family", "needs", "params (default)", "plugin", "what it does"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r.name, r.family, ", ".join(r.needs), r.params, r.plugin, r.description)
+    return table
+
+
+def comparison(c: Any) -> None:
+    from harness.compare import COMPARED
+
+    table = Table(title=f"{c.dir_b} / {c.dir_a}", header_style="bold")
+    for column in ["model", "task", "method"] + [f"{name} b/a" for name in COMPARED]:
+        table.add_column(column, justify="left" if column in ("model", "task", "method") else "right")
+    for record in c.frame.to_dict("records"):
+        table.add_row(record["model"], record["task"], record["method"],
+                      *(fmt(record[f"{name}_b/a"], ".3f") for name in COMPARED))
+    out = console()
+    out.print(table)
+    if c.unmatched:
+        out.print(f"{len(c.unmatched)} run(s) only in one of the two: " + ", ".join("/".join(k) for k in c.unmatched[:10]))
+    written(c.written)

@@ -1,8 +1,8 @@
 """Run each RunSpec in its own worker process, N at a time.
 
-A worker that raises writes a ``failed`` row itself; one that dies (segfault, abort,
-out-of-memory kill) or overstays the suite's ``timeout_s`` gets its row written here,
-with the tail of its output. Only the caller's ``on_result`` writes results.
+A worker that raises writes a ``failed`` result itself; one that dies (segfault, abort,
+out-of-memory kill) or overstays the suite's ``timeout_s`` gets its result made here,
+with the tail of its output. Only the caller's ``on_result`` stores results.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from harness.plan import RunSpec
+from harness.api import Executor
+from harness.machine import usable_cores
+from harness.result import RunResult
+from harness.spec import RunSpec
 
 TAIL_LINES = 30
 
@@ -43,17 +45,11 @@ def _death(returncode: int) -> str:
     return f"worker exited with code {returncode} without writing a result"
 
 
-def _base_row(spec: RunSpec, started: datetime, status: str, error: str, duration: float) -> dict[str, Any]:
-    return {
-        "run_id": spec.run_id, "suite": spec.suite, "status": status, "error": error,
-        "model": spec.model["name"], "method": spec.method, "task": spec.task["name"],
-        "steps": spec.steps, "device": spec.device, "started_at": started.isoformat(),
-        "duration_s": duration, "metrics": {}, "provenance": {}, "env": {}, "spec": spec.to_dict(),
-    }
+INTERRUPTED = "interrupted by the user"
 
 
-def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | None = None) -> dict[str, Any]:
-    """Run ``spec`` in a fresh Python process; always return a result row."""
+def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | None = None) -> RunResult:
+    """Run ``spec`` in a fresh Python process; always return its result."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
@@ -85,33 +81,34 @@ def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | Non
                     except ProcessLookupError:
                         pass
                     proc.wait()
-        duration = time.monotonic() - t0
+        timing = {"started": started, "duration_s": time.monotonic() - t0}
         if timed_out:
-            return _base_row(spec, started, "timeout",
-                             f"run exceeded timeout_s = {spec.timeout_s:g} and was killed\n{_tail(log_path)}", duration)
+            return RunResult.of(spec, "timeout", f"run exceeded timeout_s = {spec.timeout_s:g} and was killed\n"
+                                f"{_tail(log_path)}", **timing)
         if interrupted:
-            return _base_row(spec, started, "failed", "interrupted by the user", duration)
+            return RunResult.of(spec, "failed", INTERRUPTED, **timing)
         if result_path.exists():
-            row = json.loads(result_path.read_text())
-            if row.get("status") == "failed":
-                row["error"] = row.get("error", "") + ("\n--- output tail ---\n" + _tail(log_path, 10) if _tail(log_path, 10) else "")
-            return row
-        return _base_row(spec, started, "failed", f"{_death(proc.returncode)}\n{_tail(log_path)}", duration)
+            result = RunResult.from_row(json.loads(result_path.read_text()))
+            tail = _tail(log_path, 10)
+            if result.status == "failed" and tail:
+                result.error = f"{result.error or ''}\n--- output tail ---\n{tail}"
+            return result
+        return RunResult.of(spec, "failed", f"{_death(proc.returncode)}\n{_tail(log_path)}", **timing)
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Runs on this machine, ``jobs`` at a time, splitting CPU threads between them."""
 
     name = "local"
+    description = "runs on this machine, --jobs at a time, each in its own process"
 
     def __init__(self, jobs: int = 1):
-        self.jobs = max(1, jobs)
+        super().__init__(jobs)
         self.stop = threading.Event()
 
     def run(self, runs: list[RunSpec], log_dir: Path, on_start: Callable[[RunSpec], None],
-            on_result: Callable[[RunSpec, dict[str, Any]], None]) -> None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = max(1, cores // self.jobs) if self.jobs > 1 else 0
+            on_result: Callable[[RunSpec, RunResult], None]) -> None:
+        threads = max(1, usable_cores() // self.jobs) if self.jobs > 1 else 0
         lock = threading.Lock()
 
         def one(spec: RunSpec) -> None:
@@ -120,11 +117,11 @@ class LocalExecutor:
             spec.threads = threads
             with lock:
                 on_start(spec)
-            row = run_in_subprocess(spec, log_dir / f"{spec.run_id}.log", self.stop)
-            if self.stop.is_set() and row.get("error") == "interrupted by the user":
+            result = run_in_subprocess(spec, log_dir / f"{spec.run_id}.log", self.stop)
+            if self.stop.is_set() and result.error == INTERRUPTED:
                 return  # not a result: it will run next time
             with lock:
-                on_result(spec, row)
+                on_result(spec, result)
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             futures = [pool.submit(one, spec) for spec in runs]

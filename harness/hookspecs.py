@@ -1,10 +1,16 @@
 """The hooks a harness plugin may implement.
 
-Every registration hook receives a ``register`` callback; call it once per thing the
-plugin provides. Built-in plugins use exactly these hooks. Load order: the built-in
-plugins of the ``harness`` distribution first, then third-party entry points sorted by
-name; on a duplicate name the first registration wins and the later plugin is marked
-broken.
+Every registration hook receives the same ``register`` callback::
+
+    register(SomeClass)                              # checked now; its ``name`` is the key
+    register("package.module:SomeClass", name="x")   # lazy: imported and checked on first use
+
+Call it once per thing the plugin provides; each kind has its base class in
+:mod:`harness.api`. Built-in plugins use exactly these hooks. Load order: the core
+defaults, the built-in plugins of the ``harness`` distribution, then third-party entry
+points sorted by name; on a duplicate name the first registration wins and the later
+plugin is marked broken. pluggy passes only the arguments a hook implementation names,
+so hooks can grow new arguments without breaking older plugins.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ import pluggy
 
 hookspec = pluggy.HookspecMarker("harness")
 
+# register(SomeClass) or register("module:Class", name="...")
+Register = Callable[..., None]
+
 
 @hookspec
-def harness_register_methods(register: Callable[[type], None]) -> None:
+def harness_register_methods(register: Register) -> None:
     """Register compression methods.
 
     :param register: call with a :class:`harness.api.Method` subclass; its ``name``
@@ -27,7 +36,7 @@ def harness_register_methods(register: Callable[[type], None]) -> None:
 
 
 @hookspec
-def harness_register_models(register: Callable[[type], None]) -> None:
+def harness_register_models(register: Register) -> None:
     """Register model sources (``builtin``, ``file``, ``hf``, ...).
 
     :param register: call with a :class:`harness.api.ModelSource` subclass.
@@ -35,7 +44,7 @@ def harness_register_models(register: Callable[[type], None]) -> None:
 
 
 @hookspec
-def harness_register_tasks(register: Callable[[type], None]) -> None:
+def harness_register_tasks(register: Register) -> None:
     """Register task kinds (``classification``, ``lm-eval``, ...).
 
     :param register: call with a :class:`harness.api.TaskKind` subclass.
@@ -43,20 +52,22 @@ def harness_register_tasks(register: Callable[[type], None]) -> None:
 
 
 @hookspec
-def harness_register_executors(register: Callable[[str, str], None]) -> None:
-    """Register executors that run a plan's runs.
+def harness_register_executors(register: Register) -> None:
+    """Register executors that run a plan's runs (``harness bench --executor NAME``).
 
-    :param register: call with ``(name, "module:attr")``; the target is imported only
-        when a suite runs with ``--executor name``.
+    :param register: call with a :class:`harness.api.Executor` subclass, or lazily with
+        ``("module:Class", name=...)`` so that its imports (e.g. Ray) happen only when a
+        suite runs with it.
     """
 
 
 @hookspec
-def harness_register_reporters(register: Callable[[str, str], None]) -> None:
-    """Register leaderboard/report writers.
+def harness_register_reporters(register: Register) -> None:
+    """Register leaderboard writers; ``harness report`` writes ``leaderboard.<suffix>``
+    with each.
 
-    :param register: call with ``(name, "module:attr")`` of a function
-        ``write(frame, path) -> None``.
+    :param register: call with a :class:`harness.api.Reporter` subclass (or lazily, as
+        for executors).
     """
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from harness.result import RunResult
 
 COLUMNS = [
     "model", "task", "method", "status", "accuracy", "accuracy_stderr", "accuracy_ratio",
@@ -25,47 +25,44 @@ EXTRA_COLUMNS = [c for c in METRIC_COLUMNS if c not in COLUMNS] + [
 ]
 
 
-def latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The last row per (suite, model, task, method), in first-seen order."""
-    latest: dict[tuple, dict[str, Any]] = {}
-    for row in rows:
-        latest[(row.get("suite"), row["model"], row["task"], row["method"])] = row
-    return list(latest.values())
+def latest(results: list[RunResult]) -> list[RunResult]:
+    """The last result per (suite, model, task, method), in first-seen order."""
+    last: dict[tuple, RunResult] = {}
+    for result in results:
+        last[(result.suite, result.model, result.task, result.method)] = result
+    return list(last.values())
 
 
-def _estimated(row: dict[str, Any]) -> list[str]:
-    return sorted(k for k, v in (row.get("provenance") or {}).items() if str(v).startswith("estimated"))
+def _estimated(result: RunResult) -> list[str]:
+    return sorted(k for k, v in result.provenance.items() if str(v).startswith("estimated"))
 
 
-def _timing_caveat(row: dict[str, Any]) -> str:
+def _timing_caveat(result: RunResult) -> str:
     """'noisy' (the median never settled within ci_target), 'busy' (timed while the load
     exceeded the cores), or '' — the two reasons a latency figure deserves less trust."""
-    metrics = row.get("metrics") or {}
-    if metrics.get("timing_noisy"):
+    if result.metrics.get("timing_noisy"):
         return "noisy"
-    if "machine busy" in str((row.get("provenance") or {}).get("latency_ms_p50", "")):
+    if "machine busy" in str(result.provenance.get("latency_ms_p50", "")):
         return "busy"
     return ""
 
 
-def build_frame(rows: list[dict[str, Any]], hide_estimated: bool = False):
+def build_frame(results: list[RunResult], hide_estimated: bool = False):
     """The leaderboard as a DataFrame with :data:`COLUMNS` (plus rank and extras)."""
     import pandas as pd
 
     records = []
-    for row in latest_rows(rows):
-        metrics = row.get("metrics") or {}
-        estimated = _estimated(row)
+    for result in latest(results):
+        estimated = _estimated(result)
         record = {
-            "suite": row.get("suite"), "model": row["model"], "task": row["task"],
-            "method": row["method"], "status": row["status"], "run_id": row["run_id"],
-            "device": row.get("device"), "estimated": ",".join(estimated),
-            "timing_caveat": _timing_caveat(row),
-            "error": (row.get("error") or "").splitlines()[0] if row.get("error") else "",
-            "gate": (row.get("spec") or {}).get("accuracy_gate", 0.99),
+            "suite": result.suite, "model": result.model, "task": result.task,
+            "method": result.method, "status": result.status, "run_id": result.run_id,
+            "device": result.device, "estimated": ",".join(estimated),
+            "timing_caveat": _timing_caveat(result), "error": result.first_error_line,
+            "gate": result.accuracy_gate,
         }
         for key in METRIC_COLUMNS:
-            value = metrics.get(key)
+            value = result.metrics.get(key)
             if hide_estimated and key in estimated:
                 value = None
             record[key] = value

@@ -123,3 +123,11 @@ def build(cls: type, table: Any, where: str, problems: list[str]) -> Any | None:
 def to_dict(obj: Any) -> dict[str, Any]:
     """A dataclass instance as a plain dict (tuples become lists, for JSON)."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(obj).items()}
+
+
+def decode(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a dataclass from :func:`to_dict`'s output (JSON lists become the tuples
+    the annotations ask for). The values were checked by :func:`build` already."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{key: _coerce(value, hints[key])[1] if key in hints else value
+                  for key, value in data.items()})

@@ -1,10 +1,15 @@
 """Discover plugins through pluggy and the ``harness`` entry-point group.
 
-Each plugin is loaded and asked to register on its own, so one broken plugin (an
-import error, a bad registration, a duplicate name) is recorded as broken and the rest
-work. Load order: the ``harness`` distribution's built-ins, then third-party entry
-points by name, then modules named in ``HARNESS_PLUGINS`` (comma-separated import
-names, like ``pytest -p``). ``HARNESS_DISABLE_PLUGINS=a,b`` blocks plugins by name.
+Load order: the core defaults (:mod:`harness.defaults`: the baseline method, the local
+executor, the csv and markdown writers; always on), then the built-ins of the
+``harness`` distribution, then third-party entry points by name, then modules named in
+``HARNESS_PLUGINS`` (comma-separated import names, like ``pytest -p``).
+``HARNESS_DISABLE_PLUGINS=a,b`` blocks plugins by name; ``HARNESS_TRACE_PLUGINS=1``
+prints every hook call to stderr.
+
+Each plugin is imported and asked to register on its own (through pluggy's dispatch,
+restricted to that plugin), so one broken plugin — an import error, a bad registration,
+a duplicate name — is recorded as broken with its error and the rest work.
 """
 
 from __future__ import annotations
@@ -13,21 +18,47 @@ import dataclasses
 import importlib
 import importlib.metadata as md
 import os
+import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
-from harness import api, hookspecs
+from harness import __version__, api, defaults, hookspecs
+from harness.registry import Entry, Registry
 
-KINDS = {
-    "method": "harness_register_methods",
-    "source": "harness_register_models",
-    "task": "harness_register_tasks",
-    "executor": "harness_register_executors",
-    "reporter": "harness_register_reporters",
+
+def _schema_check(attr: str) -> Callable[[type], str | None]:
+    def check(cls: type) -> str | None:
+        if not dataclasses.is_dataclass(getattr(cls, attr)):
+            return f"{cls.__name__}.{attr} is not a dataclass"
+        return None
+    return check
+
+
+def _method_check(cls: type) -> str | None:
+    problem = _schema_check("Params")(cls)
+    if problem:
+        return problem
+    if cls.family not in api.FAMILIES:
+        return f"{cls.__name__}.family {cls.family!r} is not one of {', '.join(api.FAMILIES)}"
+    bad = [n for n in cls.needs if n not in api.NEEDS]
+    if bad:
+        return f"{cls.__name__}.needs has unknown {bad}; valid: {', '.join(api.NEEDS)}"
+    return None
+
+
+# kind -> (registration hook, base class, extra check)
+KINDS: dict[str, tuple[str, type, Callable[[type], str | None] | None]] = {
+    "method": ("harness_register_methods", api.Method, _method_check),
+    "source": ("harness_register_models", api.ModelSource, _schema_check("Options")),
+    "task": ("harness_register_tasks", api.TaskKind, _schema_check("Config")),
+    "executor": ("harness_register_executors", api.Executor, None),
+    "reporter": ("harness_register_reporters", api.Reporter, None),
 }
+SCHEMA = {"method": "Params", "source": "Options", "task": "Config"}
 
 
 @dataclass
@@ -41,40 +72,51 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     provides: list[str] = field(default_factory=list)
 
-    @property
-    def builtin(self) -> bool:
-        return self.dist == "harness"
-
 
 @dataclass
-class Registered:
-    """One registered method/source/task/executor/reporter and who provided it."""
+class PluginSet:
+    """The loaded plugins and, per kind, the registry of what they provide."""
 
-    kind: str
-    name: str
-    obj: Any
-    plugin: PluginInfo
-
-
-@dataclass
-class Registry:
     pm: pluggy.PluginManager
     plugins: list[PluginInfo] = field(default_factory=list)
-    items: dict[str, dict[str, Registered]] = field(
-        default_factory=lambda: {kind: {} for kind in KINDS}
-    )
+    registries: dict[str, Registry] = field(
+        default_factory=lambda: {kind: Registry(kind, base, check) for kind, (_, base, check) in KINDS.items()})
+
+    def get(self, kind: str, name: str) -> Entry | None:
+        return self.registries[kind].entry(name)
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self.items[kind])
+        return self.registries[kind].names()
 
-    def get(self, kind: str, name: str) -> Registered | None:
-        return self.items[kind].get(name)
+    def lookup(self, kind: str, name: str) -> Any:
+        """The class registered as ``name``; a LookupError naming any broken plugins."""
+        if self.get(kind, name) is None:
+            culprits = "; ".join(f"plugin '{p.name}': {p.errors[0]}" for p in self.broken())
+            hint = f" (broken plugins: {culprits})" if culprits else ""
+            raise LookupError(f"{kind} '{name}' is not registered by any loaded plugin{hint}")
+        return self.registries[kind].get(name)
+
+    def schema_of(self, kind: str, name: str) -> type | None:
+        """The Params/Options/Config dataclass of a method/source/task, or None."""
+        return getattr(self.lookup(kind, name), SCHEMA[kind]) if self.get(kind, name) else None
 
     def broken(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.status == "broken"]
 
     def versions(self, plugin_names: set[str]) -> dict[str, str]:
         return {p.name: p.version for p in self.plugins if p.name in plugin_names}
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Exception]]:
+        """Call ``hook_name`` on every plugin implementing it, each on its own, so one
+        plugin's exception stops neither the others nor the caller; return the errors."""
+        errors = []
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            others = [p for p in self.pm.get_plugins() if p is not impl.plugin]
+            try:
+                self.pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+            except Exception as exc:
+                errors.append((impl.plugin_name, exc))
+        return errors
 
 
 def _entry_points() -> list[tuple[md.EntryPoint, str, str]]:
@@ -91,79 +133,57 @@ def _entry_points() -> list[tuple[md.EntryPoint, str, str]]:
     return found
 
 
-def _validate(kind: str, obj: Any) -> str | None:
-    """Why ``obj`` cannot be registered as a ``kind``, or None."""
-    base = {"method": api.Method, "source": api.ModelSource, "task": api.TaskKind}.get(kind)
-    if base is None:
-        return None
-    if not (isinstance(obj, type) and issubclass(obj, base)):
-        return f"registered {obj!r}, which is not a subclass of harness.api.{base.__name__}"
-    name = getattr(obj, "name", None)
-    if not isinstance(name, str) or not name:
-        return f"{obj.__name__} has no 'name'"
-    schema = {"method": "Params", "source": "Options", "task": "Config"}[kind]
-    if not dataclasses.is_dataclass(getattr(obj, schema)):
-        return f"{obj.__name__}.{schema} is not a dataclass"
-    if kind == "method":
-        if obj.family not in api.FAMILIES:
-            return f"{obj.__name__}.family {obj.family!r} is not one of {', '.join(api.FAMILIES)}"
-        bad = [n for n in obj.needs if n not in api.NEEDS]
-        if bad:
-            return f"{obj.__name__}.needs has unknown {bad}; valid: {', '.join(api.NEEDS)}"
-    return None
+def _trace(pm: pluggy.PluginManager) -> None:
+    def before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+        names = ", ".join(impl.plugin_name for impl in impls)
+        print(f"harness trace: {hook_name}({', '.join(kwargs)}) -> {names}", file=sys.stderr)
+
+    def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+        if outcome.exception is not None:
+            print(f"harness trace: {hook_name} raised {outcome.exception!r}", file=sys.stderr)
+
+    pm.add_hookcall_monitoring(before, after)
 
 
-def _register_from(registry: Registry, plugin: object, info: PluginInfo) -> None:
-    for kind, hook_name in KINDS.items():
-        impl = getattr(plugin, hook_name, None)
-        if impl is None:
+def _register(plugins: PluginSet, plugin: object, info: PluginInfo) -> None:
+    """Ask ``plugin`` alone to register its objects of every kind."""
+    others = [p for p in plugins.pm.get_plugins() if p is not plugin]
+    for kind, (hook_name, _, _) in KINDS.items():
+        if not hasattr(plugin, hook_name):
             continue
 
-        def register(obj: Any, target: Any = None, *, kind: str = kind) -> None:
-            if kind in ("executor", "reporter"):
-                name, obj = obj, target
-                if not (isinstance(name, str) and isinstance(obj, str) and ":" in obj):
-                    raise TypeError(f"register a {kind} as (name, 'module:attr'), got {name!r}, {obj!r}")
-            else:
-                problem = _validate(kind, obj)
-                if problem:
-                    raise TypeError(problem)
-                name = obj.name
-            existing = registry.items[kind].get(name)
-            if existing is not None:
-                raise ValueError(
-                    f"{kind} '{name}' is already registered by plugin '{existing.plugin.name}'"
-                )
-            registry.items[kind][name] = Registered(kind, name, obj, info)
-            info.provides.append(f"{kind}:{name}")
+        def register(target: Any, name: str | None = None, *, kind: str = kind) -> None:
+            added = plugins.registries[kind].add(target, name, info)
+            info.provides.append(f"{kind}:{added}")
 
         try:
-            impl(register=register)
+            plugins.pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
         except Exception as exc:  # a plugin's own bug must not stop the others
             info.status = "broken"
             info.errors.append(f"{hook_name}: {type(exc).__name__}: {exc}")
 
 
-def load_registry(disabled: set[str] | None = None, extra: list[str] | None = None) -> Registry:
+def _env_list(name: str) -> list[str]:
+    return [n.strip() for n in os.environ.get(name, "").split(",") if n.strip()]
+
+
+def load_plugins(disabled: set[str] | None = None, extra: list[str] | None = None) -> PluginSet:
     """Create the plugin manager, load every plugin, and collect what they register."""
-    if disabled is None:
-        disabled = {n.strip() for n in os.environ.get("HARNESS_DISABLE_PLUGINS", "").split(",") if n.strip()}
-    if extra is None:
-        extra = [n.strip() for n in os.environ.get("HARNESS_PLUGINS", "").split(",") if n.strip()]
+    disabled = set(_env_list("HARNESS_DISABLE_PLUGINS")) if disabled is None else disabled
+    extra = _env_list("HARNESS_PLUGINS") if extra is None else extra
     pm = pluggy.PluginManager("harness")
     pm.add_hookspecs(hookspecs)
-    registry = Registry(pm)
-
-    candidates: list[tuple[str, str, str, str, Any]] = [
-        (ep.name, ep.value, dist, version, ep.load) for ep, dist, version in _entry_points()
-    ]
-    for module in extra:
-        candidates.append((module, module, "HARNESS_PLUGINS", "local", lambda m=module: importlib.import_module(m)))
-
+    if os.environ.get("HARNESS_TRACE_PLUGINS", "") not in ("", "0"):
+        _trace(pm)
+    plugins = PluginSet(pm)
+    candidates: list[tuple[str, str, str, str, Callable[[], Any]]] = [
+        ("core", defaults.__name__, "harness", __version__, lambda: defaults)]
+    candidates += [(ep.name, ep.value, dist, version, ep.load) for ep, dist, version in _entry_points()]
+    candidates += [(m, m, "HARNESS_PLUGINS", "local", lambda m=m: importlib.import_module(m)) for m in extra]
     for name, module, dist, version, load in candidates:
         info = PluginInfo(name=name, module=module, dist=dist, version=version)
-        registry.plugins.append(info)
-        if name in disabled:
+        plugins.plugins.append(info)
+        if name in disabled and module != defaults.__name__:  # the core defaults stay on
             info.status = "disabled"
             pm.set_blocked(name)
             continue
@@ -180,8 +200,6 @@ def load_registry(disabled: set[str] | None = None, extra: list[str] | None = No
             info.status = "broken"
             info.errors.append(f"{type(exc).__name__}: {exc}")
             continue
-        info.hooks = sorted(
-            h.name for h in pm.get_hookcallers(plugin) or [] if h.name.startswith("harness_")
-        )
-        _register_from(registry, plugin, info)
-    return registry
+        info.hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [] if h.name.startswith("harness_"))
+        _register(plugins, plugin, info)
+    return plugins

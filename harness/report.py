@@ -1,4 +1,5 @@
-"""Publishable outputs: a report directory, and a side-by-side comparison of two."""
+"""A publishable report directory: ``leaderboard.<suffix>`` from every registered
+reporter, and a self-contained ``report.html``."""
 
 from __future__ import annotations
 
@@ -6,33 +7,35 @@ import html
 from pathlib import Path
 from typing import Any
 
-from harness.leaderboard import build_frame, latest_rows
-from harness.reporters import SUFFIX, reporter
-
-KEY = ["model", "task", "method"]
-COMPARED = ["accuracy", "latency_ms_p50", "throughput_sps", "size_mb", "sparsity", "energy_j_per_1k"]
+from harness.leaderboard import build_frame, latest
+from harness.result import RunResult
 
 
-def _environments(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _environments(results: list[RunResult]) -> list[dict[str, Any]]:
     seen: dict[tuple, dict[str, Any]] = {}
-    for row in rows:
-        env = row.get("env") or {}
+    for result in results:
+        env = result.env
         key = (env.get("hostname"), env.get("cpu"), env.get("gpu"), env.get("torch"), env.get("harness"))
         seen.setdefault(key, env)
     return list(seen.values())
 
 
-def write_report(rows: list[dict[str, Any]], out_dir: Path, registry: Any) -> list[Path]:
-    """``leaderboard.<suffix>`` from every registered reporter (csv, md, and those of
-    plugins) and a self-contained report.html, in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame = build_frame(rows)
+def write_leaderboards(frame: Any, out_dir: Path, plugins: Any) -> list[Path]:
+    """``leaderboard.<suffix>`` in ``out_dir`` from each registered reporter."""
     written = []
-    for name in registry.names("reporter"):
-        path = out_dir / f"leaderboard.{SUFFIX.get(name, name)}"
-        reporter(registry, name)(frame, path)
+    for name in plugins.names("reporter"):
+        reporter = plugins.lookup("reporter", name)()
+        path = out_dir / f"leaderboard.{reporter.suffix or name}"
+        reporter.write(frame, path)
         written.append(path)
-    written.append(out_dir / "report.html")
+    return written
+
+
+def write_report(results: list[RunResult], out_dir: Path, plugins: Any) -> list[Path]:
+    """Every registered reporter's leaderboard file and report.html, in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = build_frame(results)
+    written = write_leaderboards(frame, out_dir, plugins)
     shown = frame.drop(columns=["run_id", "suite"]).fillna("")
     parts = [
         "<!doctype html><meta charset='utf-8'><title>harness report</title>",
@@ -44,28 +47,16 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, registry: Any) -> li
         shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", escape=True),
         "<h2>Methods: what each run did</h2><ul>",
     ]
-    for row in latest_rows(rows):
-        for step in row.get("steps") or []:
+    for result in latest(results):
+        for step in result.steps:
             info = step.get("info")
             if info:
-                parts.append(f"<li><b>{html.escape(row['model'])} / {html.escape(row['method'])}</b> "
+                parts.append(f"<li><b>{html.escape(result.model)} / {html.escape(result.method)}</b> "
                              f"{html.escape(step['use'])}: <code>{html.escape(str(info))[:600]}</code></li>")
     parts.append("</ul><h2>Machines</h2><ul>")
-    for env in _environments(rows):
+    for env in _environments(results):
         parts.append(f"<li><code>{html.escape(str(env))}</code></li>")
     parts.append("</ul>")
-    written[-1].write_text("\n".join(parts))
-    return written
-
-
-def compare_frames(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]):
-    """One row per (model, task, method) present in both, with B / A ratios."""
-    a = build_frame(rows_a).set_index(KEY)
-    b = build_frame(rows_b).set_index(KEY)
-    both = a.index.intersection(b.index)
-    out = a.loc[both, []].copy()
-    for column in COMPARED:
-        out[f"{column}_a"] = a.loc[both, column]
-        out[f"{column}_b"] = b.loc[both, column]
-        out[f"{column}_b/a"] = b.loc[both, column] / a.loc[both, column]
-    return out.reset_index(), sorted(set(a.index) ^ set(b.index))
+    path = out_dir / "report.html"
+    path.write_text("\n".join(parts))
+    return written + [path]

@@ -11,20 +11,18 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-FINISHED = ("ok", "skipped")
-STATUSES = ("ok", "failed", "timeout", "skipped")
+from harness.result import RunResult
 
 
 def results_file(results_dir: Path) -> Path:
     return Path(results_dir) / "results.jsonl"
 
 
-def append_result(path: Path, row: dict[str, Any]) -> None:
+def append_result(path: Path, result: RunResult) -> None:
     """Append one row durably; a torn previous last line is closed off first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(row, sort_keys=True, default=str)
+    line = json.dumps(result.to_row(), sort_keys=True, default=str)
     with open(path, "ab+") as fh:
         fh.seek(0, os.SEEK_END)
         if fh.tell() > 0:
@@ -36,7 +34,7 @@ def append_result(path: Path, row: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def read_results(path: Path, warn: bool = True) -> list[dict[str, Any]]:
+def read_results(path: Path, warn: bool = True) -> list[RunResult]:
     """Every complete row, in file order; unreadable lines are skipped."""
     path = Path(path)
     if path.is_dir():
@@ -56,10 +54,10 @@ def read_results(path: Path, warn: bool = True) -> list[dict[str, Any]]:
                           file=sys.stderr)
                 continue
             if isinstance(row, dict) and "run_id" in row:
-                rows.append(row)
+                rows.append(RunResult.from_row(row))
     return rows
 
 
-def finished_ids(rows: list[dict[str, Any]]) -> set[str]:
+def finished_ids(results: list[RunResult]) -> set[str]:
     """run_ids that need not run again (ok or skipped); failures are retried."""
-    return {r["run_id"] for r in rows if r.get("status") in FINISHED}
+    return {r.run_id for r in results if r.finished}

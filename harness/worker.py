@@ -2,193 +2,133 @@
 
 Started by the executor as ``python -m harness.worker SPEC.json RESULT.json`` so that
 each run has its own memory, threads and fate: whatever happens here, the driver
-writes the row.
+stores a result. One run reads as its phases: load → compress → evaluate → measure.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
 import tempfile
 import time
 import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.api import RunContext, Skip
-from harness.params import build
-from harness.plan import RunSpec
-from harness.plugins import Registry, load_registry
+from harness.api import PreparedTask, RunContext, Skip
+from harness.plugins import PluginSet, load_plugins
+from harness.result import RunResult
+from harness.spec import ModelSpec, RunSpec
 
 
-def _lookup(registry: Registry, kind: str, name: str) -> Any:
-    entry = registry.get(kind, name)
-    if entry is not None:
-        return entry.obj
-    culprits = "; ".join(f"plugin '{p.name}': {p.errors[0]}" for p in registry.broken())
-    hint = f" (broken plugins: {culprits})" if culprits else ""
-    raise LookupError(f"{kind} '{name}' is not registered by any loaded plugin{hint}")
-
-
-def _schema(cls: type, table: dict[str, Any], where: str) -> Any:
-    problems: list[str] = []
-    value = build(cls, table, where, problems)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return value
-
-
-def _set_threads(spec: RunSpec) -> None:
-    import torch
-
-    threads = spec.measure.get("threads") or spec.threads
-    if threads:
-        torch.set_num_threads(int(threads))
-
-
-def execute(spec: RunSpec, registry: Registry) -> dict[str, Any]:
-    """Load, compress, evaluate and measure; return ``metrics``, ``steps`` and more."""
-    import torch
-
-    from harness.measure.energy import compression_figures, open_meter
-    from harness.measure.hardware import record_start_state
-    from harness.measure.perf import measure_model
-
-    _set_threads(spec)
-    torch.manual_seed(spec.seed)
-    device = spec.device
-    record_start_state(device)  # GPU clocks, temperature, other processes: before we load
-    meter = open_meter(device, spec.measure["carbon_country"]) if spec.measure["energy"] else None
-    suite_dir = Path(spec.suite_dir)
-    work_dir = Path(tempfile.mkdtemp(prefix=f"harness-{spec.run_id}-"))
-    ctx = RunContext(device=device, seed=spec.seed, work_dir=work_dir, suite_dir=suite_dir)
-
-    source_cls = _lookup(registry, "source", spec.model["source"])
-    task_cls = _lookup(registry, "task", spec.task["kind"])
-    methods = [(_lookup(registry, "method", s["use"]), s) for s in spec.steps]
-
-    task_kind = task_cls()
-    task = task_kind.prepare(_schema(task_cls.Config, spec.task["config"], "task"), ctx)
-    ctx.task = task
+def load(spec: RunSpec, plugins: PluginSet, work_dir: Path) -> tuple[Any, PreparedTask, RunContext]:
+    """Phase 1: the task's data and the model to compress, in eval mode."""
+    ctx = RunContext(device=spec.device, seed=spec.seed, work_dir=work_dir, suite_dir=Path(spec.suite_dir))
+    task_kind = plugins.lookup("task", spec.task.kind)()
+    ctx.task = task_kind.prepare(spec.task.config, ctx)
 
     def load_model(name: str) -> Any:
         if name not in spec.suite_models:
             raise LookupError(f"no model named '{name}' in the suite; models: {', '.join(spec.suite_models)}")
-        other = spec.suite_models[name]
-        cls = _lookup(registry, "source", other["source"])
-        loaded = cls().load(other["ref"], _schema(cls.Options, other["options"], f"models.{name}.options"), ctx)
-        return loaded.eval()
+        return load_one(spec.suite_models[name], plugins, ctx)
 
     ctx.load_model = load_model
-    model = load_model(spec.model["name"]) if spec.model["name"] in spec.suite_models else \
-        source_cls().load(spec.model["ref"], _schema(source_cls.Options, spec.model["options"], "model.options"), ctx)
-    model.eval()
-    if hasattr(task, "before_compression"):
-        task.before_compression(model)  # e.g. fidelity: reference outputs of the original
+    model = load_one(spec.model, plugins, ctx)
+    ctx.task.before_compression(model)  # e.g. fidelity: reference outputs of the original
+    return model, ctx.task, ctx
 
-    if any("teacher" in cls.needs for cls, _ in methods):
-        import copy
 
+def load_one(model: ModelSpec, plugins: PluginSet, ctx: RunContext) -> Any:
+    return plugins.lookup("source", model.source)().load(model.ref, model.options, ctx).eval()
+
+
+def compress(model: Any, spec: RunSpec, plugins: PluginSet, ctx: RunContext,
+             session: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """Phase 2: apply each method step in order; return the model and what each step did."""
+    import torch
+
+    methods = [(plugins.lookup("method", step.use)(), step) for step in spec.steps]
+    if any("teacher" in method.needs for method, _ in methods):
         ctx._teacher = copy.deepcopy(model)
-
-    def sync() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize(device)
-
-    steps_out = []
-    if meter is not None and methods:
-        meter.start()  # energy of all steps together (checks and params are negligible)
-    for method_cls, step in methods:
-        method = method_cls()
-        reason = method.check(model, ctx)
-        if reason:
-            raise Skip(f"{step['use']}: {reason}")
-        params = _schema(method_cls.Params, step["params"], f"{step['use']}.params")
-        torch.manual_seed(spec.seed)
-        sync()
-        t0 = time.perf_counter()
-        try:
-            model, info = method.apply(model, params, ctx)
-        except Skip as exc:
-            raise Skip(f"{step['use']}: {exc}") from None
-        sync()
-        apply_s = time.perf_counter() - t0
-        model.eval()
-        steps_out.append({"use": step["use"], "params": step["params"], "apply_s": apply_s, "info": info})
-    if meter is None:
-        compression = compression_figures(None, "measure.energy = false")
-    elif methods:
-        compression = compression_figures(meter.stop())
-    else:
-        compression = compression_figures(None)
-        compression.measured("compress_energy_j", 0.0, "no compression steps")
-        compression.measured("compress_co2_g", 0.0, "no compression steps")
-
-    metrics: dict[str, Any] = {}
-    provenance: dict[str, str] = {}
-    quality = task.evaluate(model)
-    metrics.update(quality)
-    provenance.update({k: f"measured: the {spec.task['kind']} task's evaluation" for k in quality})
-    metrics["compress_s"] = sum(s["apply_s"] for s in steps_out)
-    provenance["compress_s"] = "measured: wall time of the method steps' apply() (device synchronized)"
-    metrics.update(compression.metrics)
-    provenance.update(compression.provenance)
-
-    perf, perf_provenance = measure_model(model, task, spec.measure, device, meter)
-    metrics.update(perf)
-    provenance.update(perf_provenance)
-    extra = getattr(task, "extra_measurements", None)
-    if extra is not None:
-        more, more_provenance = extra(model, spec.measure)
-        metrics.update(more)
-        provenance.update(more_provenance)
-    return {"metrics": metrics, "provenance": provenance, "steps": steps_out}
+    steps = []
+    with session.compression(len(methods)):
+        for method, step in methods:
+            reason = method.check(model, ctx)
+            if reason:
+                raise Skip(f"{step.use}: {reason}")
+            torch.manual_seed(spec.seed)
+            _sync(spec.device)
+            t0 = time.perf_counter()
+            try:
+                model, info = method.apply(model, step.params, ctx)
+            except Skip as exc:
+                raise Skip(f"{step.use}: {exc}") from None
+            _sync(spec.device)
+            steps.append(step.to_dict() | {"apply_s": time.perf_counter() - t0, "info": info})
+            model.eval()
+    session.add_compress_time(sum(s["apply_s"] for s in steps))
+    return model, steps
 
 
-def run(spec: RunSpec) -> dict[str, Any]:
-    """The result row for ``spec`` (never raises for a plugin's failure)."""
-    started = datetime.now(timezone.utc)
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def execute(spec: RunSpec, plugins: PluginSet, work_dir: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """Load, compress, evaluate, measure; return (figures, steps)."""
+    import torch
+
+    from harness.measure.session import MeasurementSession
+
+    threads = spec.measure.threads or spec.threads
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(spec.seed)
+    with MeasurementSession(spec.device, spec.measure) as session:
+        model, task, ctx = load(spec, plugins, work_dir)
+        model, steps = compress(model, spec, plugins, ctx, session)
+        session.add_quality(task.evaluate(model), spec.task.kind)  # phase 3: evaluate
+        session.measure(model, task)  # phase 4: measure
+    return session.figures, steps
+
+
+def run(spec: RunSpec, plugins: PluginSet) -> RunResult:
+    """The result of ``spec`` (never raises for a plugin's failure)."""
     t0 = time.perf_counter()
-    row: dict[str, Any] = {
-        "run_id": spec.run_id,
-        "suite": spec.suite,
-        "model": spec.model["name"],
-        "method": spec.method,
-        "task": spec.task["name"],
-        "steps": spec.steps,
-        "device": spec.device,
-        "started_at": started.isoformat(),
-        "spec": spec.to_dict(),
-    }
-    registry = load_registry()
+    result = RunResult.of(spec, "ok")
     try:
-        row.update(execute(spec, registry))
-        row["status"] = "ok"
+        with tempfile.TemporaryDirectory(prefix=f"harness-{spec.run_id}-") as work_dir:
+            figures, result.steps = execute(spec, plugins, Path(work_dir))
+        result.metrics, result.provenance = figures.metrics, figures.provenance
     except Skip as exc:
-        row["status"] = "skipped"
-        row["error"] = str(exc)
+        result.status, result.error = "skipped", str(exc)
     except Exception as exc:
-        row["status"] = "failed"
         tb = traceback.format_exc().strip().splitlines()
-        row["error"] = f"{type(exc).__name__}: {exc}\n" + "\n".join(tb[-15:])
+        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}\n" + "\n".join(tb[-15:])
+    result.env = _environment(spec, plugins)
+    result.duration_s = time.perf_counter() - t0
+    return result
+
+
+def _environment(spec: RunSpec, plugins: PluginSet) -> dict[str, Any]:
     try:
         from harness.measure.environment import environment
 
-        plugin_names = {p.name for p in registry.plugins if p.status == "ok"}
-        row["env"] = environment(spec.device, registry.versions(plugin_names))
+        return environment(spec.device, plugins.versions({p.name for p in plugins.plugins if p.status == "ok"}))
     except Exception as exc:
-        row["env"] = {"error": f"{type(exc).__name__}: {exc}"}
-    row["duration_s"] = time.perf_counter() - t0
-    return row
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def prepare(model: dict[str, Any], suite_dir: Path) -> None:
     """Run a model source's one-time preparation (``python -m harness.worker --prepare``)."""
-    registry = load_registry()
-    cls = _lookup(registry, "source", model["source"])
-    cls().prepare(model["ref"], _schema(cls.Options, model["options"], "options"), suite_dir)
+    plugins = load_plugins()
+    spec = ModelSpec.from_dict(model, plugins.schema_of)
+    plugins.lookup("source", spec.source)().prepare(spec.ref, spec.options, suite_dir)
 
 
 def _die_with_parent() -> None:
@@ -210,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         prepare(json.loads(argv[1]), Path(argv[2]))
         return 0
     spec_path, result_path = Path(argv[0]), Path(argv[1])
-    spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
-    row = run(spec)
+    plugins = load_plugins()
+    spec = RunSpec.from_dict(json.loads(spec_path.read_text()), plugins.schema_of)
+    result = run(spec, plugins)
     tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(row, default=str))
+    tmp.write_text(json.dumps(result.to_row(), default=str))
     os.replace(tmp, result_path)
     return 0
 

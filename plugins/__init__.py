@@ -1,1 +1,2 @@
-"""The built-in plugins of harness, registered through the ``harness`` entry points."""
+"""The built-in plugins of harness, grouped by kind (data, sources, tasks, methods,
+executors) and registered through the ``harness`` entry points, like any third party's."""

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from harness.api import RunContext
-from harness_plugins.digits import load_trained
-from harness_plugins.file_source import FileOptions, FileSource
+from harness_plugins.sources.builtin.digits import load_trained
+from harness_plugins.sources.file import FileOptions, FileSource
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,10 @@ LIMIT = 40
 @pytest.fixture(scope="session")
 def lm_dir(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     """The builtin mini LM (trained on first use), saved to its own HF directory."""
-    from harness_plugins.lm import builtin
-    from harness_plugins.lm.source import tokenizer_of
+    from harness_plugins.sources.builtin import world_lm
+    from harness_plugins.sources.hf import tokenizer_of
 
-    model = builtin.load("world-lm-mini", "cpu")
+    model = world_lm.load("world-lm-mini", "cpu")
     out = tmp_path_factory.mktemp("lm") / "world-lm-mini"
     model.save_pretrained(out)
     tokenizer_of(model).save_pretrained(out)

@@ -24,7 +24,7 @@ def test_lm_suites_validate_offline(suite: str) -> None:
 
 
 def test_task_data_matches_the_world_generator(tmp_path: Path) -> None:
-    from harness_plugins.lm import world
+    from harness_plugins.data import world
 
     world.write_task_files(str(tmp_path))
     for name in ("world_mc.jsonl", "world_qa.jsonl", "world.txt"):
@@ -34,7 +34,7 @@ def test_task_data_matches_the_world_generator(tmp_path: Path) -> None:
 
 
 def test_hf_source_checks_refs_without_network(tmp_path: Path) -> None:
-    from harness_plugins.lm.source import HFOptions, HFSource
+    from harness_plugins.sources.hf import HFOptions, HFSource
 
     source = HFSource()
     assert source.check_ref("Qwen/Qwen2.5-0.5B", HFOptions(), tmp_path) is None
@@ -63,7 +63,7 @@ def test_missing_local_model_is_a_validation_error(tmp_path: Path) -> None:
 
 
 def test_offline_hub_id_fails_fast_with_one_sentence() -> None:
-    from harness_plugins.lm.source import HFOptions, load_pretrained
+    from harness_plugins.sources.hf import HFOptions, load_pretrained
 
     t0 = time.monotonic()
     with pytest.raises(RuntimeError) as err:
@@ -74,7 +74,7 @@ def test_offline_hub_id_fails_fast_with_one_sentence() -> None:
 
 
 def test_perplexity_windows_score_every_token_once() -> None:
-    from harness_plugins.lm.perplexity import windows
+    from harness_plugins.tasks.lm.perplexity import windows
 
     for n, length, stride in [(10, 4, 3), (10, 4, 2), (3, 8, 7), (100, 16, 100)]:
         scored = [p for begin, end, first in windows(n, length, stride) for p in range(first, end)]
@@ -87,10 +87,10 @@ def _ctx(tmp_path: Path) -> SimpleNamespace:
 
 
 def test_perplexity_and_bits_per_byte_agree(tmp_path: Path, model_cache: Path) -> None:
-    from harness_plugins.lm import builtin
-    from harness_plugins.lm.perplexity import PerplexityConfig, PerplexityData
+    from harness_plugins.sources.builtin import world_lm
+    from harness_plugins.tasks.lm.perplexity import PerplexityConfig, PerplexityData
 
-    model = builtin.load("world-lm-mini", "cpu")
+    model = world_lm.load("world-lm-mini", "cpu")
     figures = []
     for stride in (None, 32):
         task = PerplexityData(PerplexityConfig(text="tasks/world.txt", max_length=64, stride=stride), _ctx(tmp_path))
@@ -107,8 +107,8 @@ def test_fidelity_on_a_digits_classifier(tmp_path: Path, model_cache: Path) -> N
 
     import torch
 
-    from harness_plugins import digits
-    from harness_plugins.lm.fidelity import FidelityConfig, FidelityData
+    from harness_plugins.sources.builtin import digits
+    from harness_plugins.tasks.lm.fidelity import FidelityConfig, FidelityData
 
     model = digits.load_trained("digits-mlp-w32")
     task = FidelityData(FidelityConfig(dataset="digits"), _ctx(tmp_path))
@@ -125,11 +125,11 @@ def test_fidelity_on_a_digits_classifier(tmp_path: Path, model_cache: Path) -> N
 
 
 def test_magnitude_pruning_on_the_lm_leaves_head_and_embeddings(tmp_path: Path, model_cache: Path) -> None:
-    from harness_plugins.lm import builtin
-    from harness_plugins.lm.fidelity import FidelityConfig, FidelityData
-    from harness_plugins.pruning import Magnitude, MagnitudeParams
+    from harness_plugins.methods.pruning.magnitude import Magnitude, MagnitudeParams
+    from harness_plugins.sources.builtin import world_lm
+    from harness_plugins.tasks.lm.fidelity import FidelityConfig, FidelityData
 
-    model = builtin.load("world-lm-mini", "cpu")
+    model = world_lm.load("world-lm-mini", "cpu")
     task = FidelityData(FidelityConfig(text="tasks/world.txt", max_tokens=256), _ctx(tmp_path))
     task.before_compression(model)
     head, embeddings = model.lm_head.weight.clone(), model.model.embed_tokens.weight.clone()
@@ -144,7 +144,7 @@ def test_magnitude_pruning_on_the_lm_leaves_head_and_embeddings(tmp_path: Path, 
 def test_hf_prepare_never_touches_the_network_offline_or_for_local_dirs(tmp_path, monkeypatch) -> None:
     import huggingface_hub
 
-    from harness_plugins.lm.source import HFOptions, HFSource
+    from harness_plugins.sources.hf import HFOptions, HFSource
 
     def no_download(*args, **kwargs):
         raise AssertionError("prepare must not download here")

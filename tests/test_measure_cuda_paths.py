@@ -15,6 +15,7 @@ import pytest
 import torch
 from test_measure_nvml import FakeNvml
 
+from harness.config import MeasureConfig
 from harness.measure import hardware, nvml
 from harness.measure.energy import open_meter
 from harness.measure.perf import measure_model
@@ -65,7 +66,8 @@ MEASURE = {"batch_sizes": [1, 4], "warmup_s": 0.0, "min_time_s": 0.02, "min_iter
 def test_a_cuda_run_reports_gpu_memory_energy_and_state(fake_cuda: FakeNvml) -> None:
     model = torch.nn.Linear(64, 10).eval()
     meter = open_meter("cuda:0", "USA")
-    metrics, provenance = measure_model(model, Task(), MEASURE, "cuda:0", meter)
+    figures = measure_model(model, Task(), MeasureConfig(**MEASURE), "cuda:0", meter)
+    metrics, provenance = figures.metrics, figures.provenance
 
     assert metrics["latency"]["1"]["clock"] == "cuda-events"
     assert fake_cuda.calls["sync"] >= 4  # edges of timings and of the sustained window
@@ -91,7 +93,8 @@ def test_without_nvml_gpu_figures_are_absent_with_the_reason(fake_cuda, monkeypa
 
     monkeypatch.setattr(nvml, "load_nvml", unavailable)
     model = torch.nn.Linear(64, 10).eval()
-    metrics, provenance = measure_model(model, Task(), MEASURE | {"energy": False}, "cuda:0")
+    figures = measure_model(model, Task(), MeasureConfig(**(MEASURE | {"energy": False})), "cuda:0")
+    metrics, provenance = figures.metrics, figures.provenance
     assert "gpu_peak_mem_mb" not in metrics
     assert provenance["gpu_peak_mem_mb"] == "absent: NVML could not be initialised: Driver Not Loaded"
     assert metrics["peak_mem_mb"] == 80  # torch's reserved peak stands in, and says so

@@ -15,13 +15,13 @@ from harness.params import build
 
 @pytest.fixture(scope="module")
 def task() -> Any:
-    from harness_plugins.classification import ClassificationConfig, ClassificationData
+    from harness_plugins.tasks.classification import ClassificationConfig, ClassificationData
 
     return ClassificationData(ClassificationConfig("digits"), "cpu")
 
 
 def load(ref: str = "digits-mlp") -> Any:
-    from harness_plugins.digits import load_trained
+    from harness_plugins.sources.builtin.digits import load_trained
 
     return load_trained(ref)
 
@@ -34,9 +34,9 @@ def context(task: Any, model: Any = None) -> RunContext:
 
 
 def method(name: str) -> Any:
-    from harness.plugins import load_registry
+    from harness.plugins import load_plugins
 
-    return load_registry().get("method", name).obj
+    return load_plugins().lookup("method", name)
 
 
 def params(name: str, **table: Any) -> Any:
@@ -145,7 +145,7 @@ def test_same_seed_same_result(task: Any) -> None:
 def test_lm_head_and_embeddings_are_left_alone(task: Any) -> None:
     import torch
 
-    from harness_plugins.layers import target_layers
+    from harness_plugins.methods.layers import target_layers
 
     class TinyLM(torch.nn.Module):
         def __init__(self) -> None:

@@ -9,6 +9,7 @@ from typing import Literal
 
 from harness.leaderboard import build_frame
 from harness.params import build
+from harness.result import RunResult
 from harness.results import append_result, finished_ids, read_results
 
 
@@ -35,19 +36,20 @@ def test_params_coerce_and_report_every_problem() -> None:
 
 def test_append_is_line_atomic_and_a_torn_tail_is_closed_off(tmp_path: Path) -> None:
     path = tmp_path / "r" / "results.jsonl"
-    append_result(path, {"run_id": "a", "status": "ok"})
+    append_result(path, _row("a"))
     with open(path, "a") as fh:
         fh.write('{"run_id": "b", "sta')  # torn
-    assert [r["run_id"] for r in read_results(path, warn=False)] == ["a"]
-    append_result(path, {"run_id": "c", "status": "failed"})
+    assert [r.run_id for r in read_results(path, warn=False)] == ["a"]
+    append_result(path, _row("c", status="failed"))
     rows = read_results(path, warn=False)
-    assert [r["run_id"] for r in rows] == ["a", "c"]  # c did not glue onto the torn line
+    assert [r.run_id for r in rows] == ["a", "c"]  # c did not glue onto the torn line
     assert finished_ids(rows) == {"a"}  # failures are retried
 
 
-def _row(method: str, status: str = "ok", **metrics) -> dict:
-    return {"run_id": method, "suite": "s", "model": "m", "task": "t", "method": method, "status": status,
-            "metrics": metrics, "provenance": {k: "measured" for k in metrics}, "spec": {"accuracy_gate": 0.99}}
+def _row(method: str, status: str = "ok", **metrics) -> RunResult:
+    return RunResult.from_row({
+        "run_id": method, "suite": "s", "model": "m", "task": "t", "method": method, "status": status,
+        "metrics": metrics, "provenance": {k: "measured" for k in metrics}, "spec": {"accuracy_gate": 0.99}})
 
 
 def test_leaderboard_deltas_and_empty_never_zero() -> None:
@@ -57,8 +59,8 @@ def test_leaderboard_deltas_and_empty_never_zero() -> None:
         _row("prune", accuracy=0.80, throughput_sps=100.0, size_mb=4.0),
         _row("broken", status="failed"),
     ]
-    rows[1]["provenance"]["energy_j_per_1k"] = "estimated: no RAPL"
-    rows[1]["metrics"]["energy_j_per_1k"] = 3.0
+    rows[1].provenance["energy_j_per_1k"] = "estimated: no RAPL"
+    rows[1].metrics["energy_j_per_1k"] = 3.0
     frame = build_frame(rows).set_index("method")
     assert frame.loc["int8", "size_ratio"] == 4.0
     assert frame.loc["int8", "speedup"] == 1.5
@@ -73,4 +75,4 @@ def test_leaderboard_deltas_and_empty_never_zero() -> None:
     # the latest row per (model, task, method) wins
     again = build_frame(rows + [_row("prune", accuracy=0.85, throughput_sps=90.0, size_mb=4.0)]).set_index("method")
     assert again.loc["prune", "accuracy"] == 0.85
-    json.dumps(rows)  # rows stay JSON
+    json.dumps([r.to_row() for r in rows])  # rows stay JSON

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.params import to_dict
 from harness.plan import build_plan
-from harness.plugins import load_registry
+from harness.plugins import load_plugins
 from harness.suite import SuiteError, load_suite
 
 from conftest import run_cli, write_suite
@@ -84,22 +85,22 @@ steps = [{ use = "prune.magnitude", params = { amout = 0.5 } }]
 
 
 def test_a_good_suite_expands_sweeps_and_chains(tmp_path: Path) -> None:
-    suite = load_suite(write_suite(tmp_path, GOOD), load_registry())
+    suite = load_suite(write_suite(tmp_path, GOOD), load_plugins())
     names = [m.name for m in suite.methods]
     assert names == ["magnitude-0.3", "magnitude-0.5", "magnitude-0.7", "prune-ft-int8"]
-    assert suite.methods[1].steps[0].params == {"amount": 0.5, "scope": "layer", "include_head": False}  # defaults filled
+    assert to_dict(suite.methods[1].steps[0].params) == {"amount": 0.5, "scope": "layer", "include_head": False}  # defaults filled
     assert [s.use for s in suite.methods[3].steps] == ["prune.magnitude", "train.finetune", "quant.int8-dynamic"]
-    runs = build_plan(suite, load_registry())
+    runs = build_plan(suite, load_plugins())
     assert len(runs) == 2 * 5  # 2 models × (baseline + 4 methods) × 1 task
     assert runs[0].method == "baseline"
     assert len({r.run_id for r in runs}) == len(runs)
-    assert [r.run_id for r in build_plan(suite, load_registry())] == [r.run_id for r in runs]  # stable
+    assert [r.run_id for r in build_plan(suite, load_plugins())] == [r.run_id for r in runs]  # stable
 
 
 def test_every_problem_is_reported_at_once_with_the_nearest_choice(tmp_path: Path) -> None:
     path = write_suite(tmp_path, BAD)
     with pytest.raises(SuiteError) as caught:
-        load_suite(path, load_registry())
+        load_suite(path, load_plugins())
     problems = "\n".join(caught.value.problems)
     expected = [
         "suite.seed: expected int, got 'zero'",
@@ -153,7 +154,7 @@ def test_validate_cli_prints_the_plan(tmp_path: Path) -> None:
 ])
 def test_single_mistakes(tmp_path: Path, body: str, fragment: str) -> None:
     with pytest.raises(SuiteError) as caught:
-        load_suite(write_suite(tmp_path, body), load_registry())
+        load_suite(write_suite(tmp_path, body), load_plugins())
     assert fragment in str(caught.value)
 
 

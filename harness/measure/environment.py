@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 import platform
 from typing import Any
 
+from harness.machine import installed_version, usable_cores
 from harness.measure.hardware import recorded
 
 
@@ -21,27 +21,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
-
-
 def environment(device: str, plugin_versions: dict[str, str]) -> dict[str, Any]:
     import torch
 
     env: dict[str, Any] = {
-        "harness": _version("harness"),
+        "harness": installed_version("harness"),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "numpy": _version("numpy"),
-        "torchao": _version("torchao"),
+        "numpy": installed_version("numpy"),
+        "torchao": installed_version("torchao"),
         "plugins": plugin_versions,
         "os": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_affinity": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "device": device,

@@ -21,10 +21,21 @@ from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 Clock = Callable[[], int]  # nanoseconds
 Step = Callable[[], int]  # runs the timed call once, returns its duration in ns
+
+
+class Policy(Protocol):
+    """What the timer needs: :class:`TimingPolicy`, or the suite's ``MeasureConfig``."""
+
+    warmup_s: float
+    min_time_s: float
+    min_iterations: int
+    max_time_s: float
+    ci_target: float
+    settle_tolerance: float
 
 
 @dataclass
@@ -94,7 +105,7 @@ def summarize(samples_ns: Any, ci_target: float, warmup_settled: bool = True,
     }
 
 
-def warm_up(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_ns) -> bool:
+def warm_up(step: Step, policy: Policy, clock: Clock = time.perf_counter_ns) -> bool:
     """Run ``step`` for at least ``warmup_s`` and until two successive windows' medians
     agree within ``settle_tolerance``; False when that did not happen within
     ``max(4 * warmup_s, 0.2 s)`` (at least two windows always run)."""
@@ -120,7 +131,7 @@ def warm_up(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_n
         previous, window, window_start = current, [], now
 
 
-def sample(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_ns) -> tuple[array, str]:
+def sample(step: Step, policy: Policy, clock: Clock = time.perf_counter_ns) -> tuple[array, str]:
     """Samples (ns) and why sampling stopped: ``ci_target``, ``max_time_s``, or
     ``ci_unreachable`` when, at the CI's 1/sqrt(n) rate, even 2 × ``max_time_s`` would
     not bring it within ``ci_target``."""
@@ -160,7 +171,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def time_step(step: Step, policy: TimingPolicy, clock: Clock = time.perf_counter_ns) -> dict[str, Any]:
+def time_step(step: Step, policy: Policy, clock: Clock = time.perf_counter_ns) -> dict[str, Any]:
     """Warm up, sample and summarize ``step`` (a call that returns its own duration)."""
     with _gc_paused():
         settled = warm_up(step, policy, clock)
@@ -194,12 +205,12 @@ def cuda_step(fn: Callable[[], Any], torch: Any) -> Step:
     return step
 
 
-def time_callable(fn: Callable[[], Any], policy: TimingPolicy, clock: Clock = time.perf_counter_ns) -> dict[str, Any]:
+def time_callable(fn: Callable[[], Any], policy: Policy, clock: Clock = time.perf_counter_ns) -> dict[str, Any]:
     """Time ``fn`` on the host clock and return :func:`summarize` statistics."""
     return time_step(host_step(fn, clock), policy, clock) | {"clock": "perf_counter_ns"}
 
 
-def time_forward(model: Any, example: Any, policy: TimingPolicy, device: str) -> dict[str, Any]:
+def time_forward(model: Any, example: Any, policy: Policy, device: str) -> dict[str, Any]:
     """Latency of ``model(example)`` under ``torch.inference_mode()``."""
     import torch
 

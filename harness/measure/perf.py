@@ -11,11 +11,13 @@ import os
 import time
 from typing import Any
 
+from harness.config import MeasureConfig
+from harness.machine import usable_cores
 from harness.measure import memory, model_stats
 from harness.measure.energy import EnergyMeter, EnergyReading, window_figures
 from harness.measure.figures import Figures
 from harness.measure.gpu_memory import GpuMemoryWatch, peak_mem_figure
-from harness.measure.latency import TimingPolicy, time_forward
+from harness.measure.latency import time_forward
 
 DEFAULT_SUSTAINED_S = 3.0  # with energy on; see MeasureConfig.sustained_s
 
@@ -88,32 +90,54 @@ def sustained_window(model: Any, example: Any, seconds: float, device: str,
         return calls, (time.perf_counter_ns() - t0) / 1e9, None
 
 
-def measure_model(model: Any, task: Any, measure: dict[str, Any], device: str,
-                  meter: EnergyMeter | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-    """(metrics, provenance) for ``model``; ``measure`` is the suite's [measure] table and
-    ``meter`` the run's energy meter (None: energy figures absent)."""
-    import torch
+POLICY_KEYS = ("warmup_s", "min_time_s", "min_iterations", "max_time_s", "ci_target")
+ENERGY_KEYS = ("energy_j_per_1k", "cpu_energy_j_per_1k", "gpu_energy_j_per_1k", "co2_g_per_1k")
 
+
+def measure_model(model: Any, task: Any, config: MeasureConfig, device: str,
+                  meter: EnergyMeter | None = None) -> Figures:
+    """Size, latency, throughput, energy, cost and memory of ``model``; ``config`` is the
+    suite's ``[measure]`` table and ``meter`` the run's energy meter (None: energy absent)."""
     f = static_figures(model)
-    m = measure
-    policy = TimingPolicy(m["warmup_s"], m["min_time_s"], m["min_iterations"], m["max_time_s"], m["ci_target"])
-    batch_sizes = sorted(m["batch_sizes"])
+    batch_sizes = sorted(config.batch_sizes)
     gpu = GpuMemoryWatch(device)
     gpu.start()
     examples = {b: task.example_input(b) for b in batch_sizes}
     rss_reset = memory.reset_peak_rss()
-
-    load_before = _load_average()
-    latency: dict[str, Any] = {}
-    for batch_size in batch_sizes:
-        stats = time_forward(model, examples[batch_size], policy, device)
-        stats["throughput_sps"] = batch_size / (stats["median_ms"] / 1e3)
-        latency[str(batch_size)] = stats
-    smallest, largest = str(batch_sizes[0]), str(batch_sizes[-1])
-    load = max(load_before, _load_average())
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    load = _load_average()
+    latency = {str(b): time_forward(model, examples[b], config, device) for b in batch_sizes}
+    for b in batch_sizes:
+        latency[str(b)]["throughput_sps"] = b / (latency[str(b)]["median_ms"] / 1e3)
+    load = max(load, _load_average())
+    cores = usable_cores()
     busy = f"; machine busy (load average {load:.1f} on {cores} cores): calls may wait for a CPU" \
         if load > cores else ""
+    f.update(latency_figures(latency, busy))
+    sps, basis = sustained_figures(f, model, examples[batch_sizes[-1]], batch_sizes[-1], config, device, meter)
+    if config.price_per_hour <= 0:
+        f.absent("cost_usd_per_1m", "measure.price_per_hour is 0: set the hardware's USD per hour for a cost")
+    else:
+        f.measured("cost_usd_per_1m", config.price_per_hour / 3600 * 1e6 / sps,
+                   f"measure.price_per_hour {config.price_per_hour} USD/h × time per inference at {basis}")
+    f.update(gpu.stop())
+    memory_figures(f, device, rss_reset)
+    f.measured("timing", timing_settings(config, batch_sizes, load, cores, bool(busy), examples),
+               "settings in force while timing; input_sha256 is equal across methods iff the inputs are")
+    return f
+
+
+def sustained_seconds(config: MeasureConfig) -> float:
+    """The sustained window: ``sustained_s``, or 3 s with energy on, else ``min_time_s``."""
+    if config.sustained_s is not None:
+        return config.sustained_s
+    return DEFAULT_SUSTAINED_S if config.energy else config.min_time_s
+
+
+def latency_figures(latency: dict[str, dict[str, Any]], busy: str) -> Figures:
+    """Headline latency and throughput from per-batch-size timings (smallest batch for
+    latency, largest for throughput)."""
+    f = Figures()
+    smallest, largest = min(latency, key=int), max(latency, key=int)
     how = f"{latency[smallest]['clock']}, one call per sample, inference_mode{busy}"
     f.measured("latency", latency, f"{how}; per batch size, until the median's 95% CI is within ci_target")
     f.measured("latency_ms_p50", latency[smallest]["p50_ms"], f"{how}; median at batch {smallest}")
@@ -123,35 +147,34 @@ def measure_model(model: Any, task: Any, measure: dict[str, Any], device: str,
     noisy = [b for b, s in latency.items() if s["noisy"]]
     f.measured("timing_noisy", bool(noisy), "a batch size's timing missed ci_target or never settled: "
                + (", ".join(noisy) if noisy else "none"))
+    return f
 
-    seconds = m.get("sustained_s")
-    seconds = (DEFAULT_SUSTAINED_S if m["energy"] else m["min_time_s"]) if seconds is None else seconds
-    energy_keys = ("energy_j_per_1k", "cpu_energy_j_per_1k", "gpu_energy_j_per_1k", "co2_g_per_1k")
-    if seconds > 0:
-        calls, elapsed, reading = sustained_window(model, examples[batch_sizes[-1]], seconds, device,
-                                                   meter if m["energy"] else None)
-        sps = calls * batch_sizes[-1] / elapsed
-        f.measured("sustained_throughput_sps", sps, f"{calls} back-to-back calls at batch {largest} over "
-                                                    f"{elapsed:.2f} s (synchronized at both ends)")
-        if reading is not None:
-            f.update(window_figures(reading, calls * batch_sizes[-1], batch_sizes[-1]))
-        else:
-            for key in energy_keys:
-                f.absent(key, "measure.energy = false" if not m["energy"] else "no energy meter was given")
-        basis = f"the sustained throughput at batch {largest}"
-    else:
-        sps = f.metrics["throughput_sps"]
+
+def sustained_figures(f: Figures, model: Any, example: Any, batch_size: int, config: MeasureConfig,
+                      device: str, meter: EnergyMeter | None) -> tuple[float, str]:
+    """Add the sustained window's throughput and energy to ``f``; return (samples/s, what
+    it is based on) for the cost figure."""
+    seconds = sustained_seconds(config)
+    if seconds <= 0:
         f.absent("sustained_throughput_sps", "measure.sustained_s = 0")
-        for key in energy_keys:
+        for key in ENERGY_KEYS:
             f.absent(key, "measure.sustained_s = 0: no sustained window to measure energy over")
-        basis = f"the median latency at batch {largest}"
-    if m["price_per_hour"] <= 0:
-        f.absent("cost_usd_per_1m", "measure.price_per_hour is 0: set the hardware's USD per hour for a cost")
+        return f.metrics["throughput_sps"], f"the median latency at batch {batch_size}"
+    calls, elapsed, reading = sustained_window(model, example, seconds, device, meter if config.energy else None)
+    sps = calls * batch_size / elapsed
+    f.measured("sustained_throughput_sps", sps, f"{calls} back-to-back calls at batch {batch_size} over "
+                                                f"{elapsed:.2f} s (synchronized at both ends)")
+    if reading is not None:
+        f.update(window_figures(reading, calls * batch_size, batch_size))
     else:
-        f.measured("cost_usd_per_1m", m["price_per_hour"] / 3600 * 1e6 / sps,
-                   f"measure.price_per_hour {m['price_per_hour']} USD/h × time per inference at {basis}")
+        for key in ENERGY_KEYS:
+            f.absent(key, "measure.energy = false" if not config.energy else "no energy meter was given")
+    return sps, f"the sustained throughput at batch {batch_size}"
 
-    f.update(gpu.stop())
+
+def memory_figures(f: Figures, device: str, rss_reset: bool) -> None:
+    """Add peak RSS, and the headline ``peak_mem_mb`` (GPU memory on CUDA, from the GPU
+    figures already in ``f``; process RSS on CPU)."""
     peak_rss = memory.peak_rss_bytes() / 1e6
     rss_how = "VmHWM of this process over timing" if rss_reset else "VmHWM of the whole process (peak could not be reset)"
     f.measured("peak_rss_mb", peak_rss, rss_how)
@@ -159,14 +182,20 @@ def measure_model(model: Any, task: Any, measure: dict[str, Any], device: str,
         peak_mem_figure(f)
     else:
         f.measured("peak_mem_mb", peak_rss, f"{rss_how} (CPU run: process RSS)")
-    f.measured("timing", {
+
+
+def timing_settings(config: MeasureConfig, batch_sizes: list[int], load: float, cores: int, busy: bool,
+                    examples: dict[int, Any]) -> dict[str, Any]:
+    import torch
+
+    return {
         "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
         "inference_mode": True, "gc": "disabled while timing", "batch_sizes": batch_sizes,
-        "policy": {k: m[k] for k in ("warmup_s", "min_time_s", "min_iterations", "max_time_s", "ci_target")},
-        "sustained_s": seconds, "load_average": round(load, 2), "cores": cores, "machine_busy": bool(busy),
+        "policy": {k: getattr(config, k) for k in POLICY_KEYS},
+        "sustained_s": sustained_seconds(config),
+        "load_average": round(load, 2), "cores": cores, "machine_busy": busy,
         "input_sha256": {str(b): fingerprint(x) for b, x in examples.items()},
-    }, "settings in force while timing; input_sha256 is equal across methods iff the inputs are")
-    return f.metrics, f.provenance
+    }
 
 
 def _load_average() -> float:

@@ -1,6 +1,6 @@
 """Loaders for the world tasks' data, which lives next to this file (lm-eval resolves
 ``!function world_data.…`` relative to the YAML, so the suite runs from any directory).
-Regenerate the data with ``python -m harness_plugins.lm.world suites/tasks``."""
+Regenerate the data with ``python -m harness_plugins.data.world suites/tasks``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,71 @@
+"""One run's measurement session: the one owner of the energy meter, the GPU's start
+state, and the :class:`Figures` every phase adds to.
+
+    with MeasurementSession(device, config) as session:
+        with session.compression(n_steps):
+            ...  # apply the methods
+        session.add_quality(task.evaluate(model), task_kind)
+        session.measure(model, task)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from harness.config import MeasureConfig
+from harness.measure.figures import Figures
+
+
+class MeasurementSession:
+    def __init__(self, device: str, config: MeasureConfig):
+        self.device, self.config = device, config
+        self.figures = Figures()
+        self.meter: Any = None
+
+    def __enter__(self) -> MeasurementSession:
+        from harness.measure.energy import open_meter
+        from harness.measure.hardware import record_start_state
+
+        record_start_state(self.device)  # GPU clocks, temperature, other processes: before loading
+        if self.config.energy:
+            self.meter = open_meter(self.device, self.config.carbon_country)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.meter = None
+
+    @contextmanager
+    def compression(self, n_steps: int) -> Iterator[None]:
+        """Meter the method steps together (their checks and params are negligible)."""
+        from harness.measure.energy import compression_figures
+
+        if self.meter is None:
+            yield
+            self.figures.update(compression_figures(None, "measure.energy = false"))
+            return
+        if n_steps == 0:
+            yield
+            for key in ("compress_energy_j", "compress_co2_g"):
+                self.figures.measured(key, 0.0, "no compression steps")
+            return
+        self.meter.start()
+        yield
+        self.figures.update(compression_figures(self.meter.stop()))
+
+    def add_compress_time(self, seconds: float) -> None:
+        self.figures.measured("compress_s", seconds,
+                              "wall time of the method steps' apply() (device synchronized)")
+
+    def add_quality(self, quality: dict[str, Any], task_kind: str) -> None:
+        for key, value in quality.items():
+            self.figures.measured(key, value, f"the {task_kind} task's evaluation")
+
+    def measure(self, model: Any, task: Any) -> None:
+        """Size, latency, throughput, energy, cost and memory, then the task's own figures."""
+        from harness.measure.perf import measure_model
+
+        self.figures.update(measure_model(model, task, self.config, self.device, self.meter))
+        metrics, provenance = task.extra_measurements(model, self.config)
+        self.figures.update(Figures(dict(metrics), dict(provenance)))

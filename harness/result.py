@@ -1,0 +1,72 @@
+"""One run's result, as the worker and the executor's failure path produce it and as
+the results file, leaderboard, report and compare read it.
+
+A row on disk (``results.jsonl``) is :meth:`RunResult.to_row`; rows written by any
+earlier harness read back through :meth:`RunResult.from_row` (missing fields default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.spec import RunSpec
+
+FINISHED = ("ok", "skipped")  # statuses that need not run again; failed/timeout are retried
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    suite: str
+    model: str
+    method: str
+    task: str
+    status: str  # ok | skipped | failed | timeout
+    device: str = ""
+    started_at: str = ""
+    duration_s: float = 0.0
+    error: str | None = None  # why a run did not finish ok: one line, then details
+    steps: list[dict[str, Any]] = field(default_factory=list)  # use, params, apply_s, info
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict)  # the RunSpec as JSON
+
+    @classmethod
+    def of(cls, spec: RunSpec, status: str, error: str | None = None, *,
+           started: datetime | None = None, duration_s: float = 0.0) -> RunResult:
+        """A result for ``spec``; ``started`` defaults to now."""
+        started = started or datetime.now(timezone.utc)
+        return cls(run_id=spec.run_id, suite=spec.suite, model=spec.model.name, method=spec.method,
+                   task=spec.task.name, status=status, device=spec.device, started_at=started.isoformat(),
+                   duration_s=duration_s, error=error, steps=[s.to_dict() for s in spec.steps],
+                   spec=spec.to_dict())
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def first_error_line(self) -> str:
+        return self.error.splitlines()[0] if self.error else ""
+
+    @property
+    def accuracy_gate(self) -> float:
+        return float(self.spec.get("accuracy_gate", 0.99))
+
+    def to_row(self) -> dict[str, Any]:
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        if row["error"] is None:
+            del row["error"]
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RunResult:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in row.items() if k in known and v is not None}
+        for key in ("suite", "model", "method", "task", "status"):
+            values.setdefault(key, "")
+        return cls(**values)

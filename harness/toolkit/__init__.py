@@ -1,0 +1,59 @@
+"""The public surface for plugin authors, besides :mod:`harness.api` and
+:mod:`harness.hookspecs`: helpers the built-in plugins use, on the same terms as yours.
+
+Everything here is stable API; nothing imports torch until it is called.
+
+- Training: :func:`fit` (a deterministic loop over a task's batches and loss),
+  :class:`FitReport`, :func:`zero_masks`.
+- Model facts: :func:`count_params`, :func:`zero_fraction`, :func:`weight_sparsity`.
+- Memory: :func:`reset_peak_rss`, :func:`peak_rss_bytes`.
+- Messages: :func:`nearest` ("; did you mean 'x'?").
+- Environment: :func:`installed_version`, :func:`library`, :func:`usable_cores`,
+  :func:`cache_dir`.
+- Executors: :func:`run_isolated` runs one :class:`RunSpec` in a fresh worker process and
+  always returns its :class:`RunResult`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.machine import installed_version, usable_cores
+from harness.measure.memory import peak_rss_bytes, reset_peak_rss
+from harness.measure.model_stats import count_params, weight_sparsity, zero_fraction
+from harness.params import nearest
+from harness.result import RunResult
+from harness.spec import RunSpec
+from harness.toolkit.fit import FitReport, fit, zero_masks
+
+if TYPE_CHECKING:
+    import threading
+
+
+def library(dist: str, label: str | None = None) -> str:
+    """``"<label> <version>"`` of an installed distribution, for a method's ``info``."""
+    return f"{label or dist} {installed_version(dist)}"
+
+
+def cache_dir() -> Path:
+    """Where plugins keep what they build once (trained models, converted data):
+    ``$HARNESS_CACHE``, default ``~/.cache/harness``."""
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+
+
+def run_isolated(spec: RunSpec, log_path: Path, stop: threading.Event | None = None) -> RunResult:
+    """Run ``spec`` in a fresh worker process (its own process group, killed at the
+    spec's timeout or when ``stop`` is set); its output goes to ``log_path``."""
+    from harness.executor import run_in_subprocess
+
+    return run_in_subprocess(spec, log_path, stop)
+
+
+__all__ = [
+    "FitReport", "RunResult", "RunSpec", "cache_dir", "count_params", "fit", "installed_version",
+    "library", "nearest", "peak_rss_bytes", "reset_peak_rss", "run_isolated", "usable_cores",
+    "weight_sparsity", "zero_fraction", "zero_masks",
+]
+

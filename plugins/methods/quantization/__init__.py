@@ -1,0 +1,22 @@
+"""The ``quantization`` plugin: post-training quantization without calibration
+(:mod:`.uncalibrated`), calibrated (:mod:`.calibrated`) and quantization-aware training
+(:mod:`.qat`). Helpers shared by the three live in :mod:`.common`."""
+
+from __future__ import annotations
+
+from harness import hookimpl
+from harness_plugins.methods.quantization.calibrated import AWQ, GPTQ, Int8Static, SmoothQuant
+from harness_plugins.methods.quantization.qat import QAT
+from harness_plugins.methods.quantization.uncalibrated import (
+    BF16,
+    FP16,
+    Int4Weight,
+    Int8Dynamic,
+    Int8Weight,
+)
+
+
+@hookimpl
+def harness_register_methods(register):
+    for cls in (Int8Dynamic, Int8Weight, Int4Weight, FP16, BF16, Int8Static, GPTQ, AWQ, SmoothQuant, QAT):
+        register(cls)

@@ -1,0 +1,1 @@
+"""Task kinds: ``classification`` and the language-model kinds of :mod:`.lm`."""

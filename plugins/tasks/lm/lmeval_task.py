@@ -1,0 +1,147 @@
+"""The ``lm-eval`` task: any EleutherAI lm-evaluation-harness task, on the model in memory.
+
+The (compressed) model and its tokenizer object are wrapped in lm-eval's ``HFLM`` as they
+are: nothing is re-loaded from disk or the hub. lm-eval's own default seeds are used, so a
+figure equals what ``lm_eval.simple_evaluate`` reports for the same model and task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.api import TaskKind
+from harness_plugins.tasks.lm.text_task import TextKeys, TextTask, missing_file, suite_path
+
+
+@dataclass(frozen=True, kw_only=True)
+class LMEvalConfig(TextKeys):
+    task: str  # an lm-eval task (or group) name, e.g. "hellaswag"
+    include_path: str | None = None  # a directory of task YAML, relative to the suite file
+    num_fewshot: int | None = None
+    limit: float | None = None  # documents per task: a count (>= 1) or a share (< 1)
+    batch_size: int = 8
+    metric: str | None = None  # the metric reported as accuracy; default: the task's first
+    max_length: int | None = None  # context length; default: from the model config
+    bootstrap_iters: int = 100000  # lm-eval's stderr bootstraps (non-mean metrics)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_fewshot is not None and self.num_fewshot < 0:
+            raise ValueError("num_fewshot must be >= 0")
+        if self.limit is not None and self.limit <= 0:
+            raise ValueError("limit must be > 0: a count of documents or a share below 1")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+
+def flatten_metrics(task_results: dict[str, Any]) -> dict[str, float]:
+    """lm-eval's ``{"acc,none": .5, "acc_stderr,none": .1}`` as ``{"acc": .5, "acc_stderr": .1}``;
+    a filter other than ``none`` is kept as a suffix (``exact_match_strict-match``)."""
+    out = {}
+    for key, value in task_results.items():
+        if "," not in key or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # alias, sample counts, "N/A" stderrs
+        name, filter_name = key.split(",", 1)
+        out[name if filter_name == "none" else f"{name}_{filter_name}"] = float(value)
+    return out
+
+
+def primary_metric(config: dict[str, Any], metrics: dict[str, float], wanted: str | None) -> tuple[str, str] | None:
+    """(result key, metric name) to report as ``accuracy``: ``wanted``, or the first metric of
+    the task's metric list (under its first filter)."""
+    if wanted is not None:
+        if wanted not in metrics:
+            raise ValueError(f"metric '{wanted}' is not among the task's metrics: {', '.join(metrics)}")
+        return wanted, wanted
+    names = [e.get("metric") for e in config.get("metric_list") or [] if isinstance(e, dict)]
+    for name in (n for n in names if isinstance(n, str)):
+        if name in metrics:
+            return name, name
+        filtered = [m for m in metrics if m.startswith(name + "_") and "stderr" not in m]
+        if filtered:
+            return filtered[0], name
+    return None
+
+
+def samples_hash(samples: list[dict[str, Any]]) -> str:
+    """A hash of the documents, prompts and targets evaluated (as lm-eval's tracker makes it)."""
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(f"{s.get('doc_hash')}{s.get('prompt_hash')}{s.get('target_hash')}".encode())
+    return h.hexdigest()
+
+
+def task_manager(include: str | None, task: str) -> Any:
+    """lm-eval's task index; only the local directory when it holds ``task``, since indexing
+    lm-eval's thousands of builtin tasks takes many seconds."""
+    from lm_eval.tasks import TaskManager
+
+    if include is not None:
+        local = TaskManager(include_path=include, include_defaults=False)
+        if task in local.all_tasks:
+            return local
+    return TaskManager(include_path=include)
+
+
+class LMEvalData(TextTask):
+    def __init__(self, config: LMEvalConfig, ctx: Any):
+        super().__init__(config, ctx)
+        self.config = config
+        self.include = str(suite_path(config.include_path, ctx.suite_dir)) if config.include_path else None
+
+    def evaluate(self, model: Any) -> dict[str, Any]:
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+
+        c = self.config
+        lm = HFLM(pretrained=model, tokenizer=self.tokenizer, batch_size=c.batch_size,
+                  max_length=c.max_length)
+        limit = int(c.limit) if c.limit is not None and c.limit >= 1 else c.limit
+        out = lm_eval.simple_evaluate(
+            model=lm, tasks=[c.task], num_fewshot=c.num_fewshot, limit=limit,
+            task_manager=task_manager(self.include, c.task), bootstrap_iters=c.bootstrap_iters,
+            log_samples=True)
+        task_results = (out.get("results") or {}).get(c.task) or (out.get("groups") or {}).get(c.task)
+        if task_results is None:
+            raise ValueError(f"lm-eval returned no results for task '{c.task}'")
+        metrics: dict[str, Any] = flatten_metrics(task_results)
+        configs = out.get("configs") or {}
+        primary = primary_metric(configs.get(c.task, {}), metrics, c.metric)
+        higher = (out.get("higher_is_better") or {}).get(c.task, {})
+        if primary is not None and higher.get(primary[1]) is not False and 0.0 <= metrics[primary[0]] <= 1.0:
+            key, name = primary  # an accuracy-like figure: fills the leaderboard's accuracy columns
+            metrics["accuracy"] = metrics[key]
+            stderr = key.replace(name, f"{name}_stderr", 1)
+            if stderr in metrics:
+                metrics["accuracy_stderr"] = metrics[stderr]
+        samples = out.get("samples") or {}
+        metrics["lm_eval"] = {
+            "version": getattr(lm_eval, "__version__", None),
+            "task": c.task, "primary_metric": primary[0] if primary else None,
+            "versions": out.get("versions"), "n-shot": out.get("n-shot"), "n-samples": out.get("n-samples"),
+            "task_hashes": {name: samples_hash(rows) for name, rows in samples.items()},
+            "config_hashes": {name: hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
+                              for name, cfg in configs.items()},
+            "configs": json.loads(json.dumps(configs, default=str)),
+        }
+        return metrics
+
+
+class LMEval(TaskKind):
+    name = "lm-eval"
+    description = "an lm-evaluation-harness task (by name, or local YAML via include_path) on the model in memory"
+    Config = LMEvalConfig
+
+    def check_config(self, config: LMEvalConfig, suite_dir: Path) -> list[str]:
+        problems = missing_file("calibration_text", config.calibration_text, suite_dir)
+        if config.include_path is not None and not suite_path(config.include_path, suite_dir).is_dir():
+            problems.append(f"include_path: directory '{config.include_path}' does not exist "
+                            "(paths are relative to the suite file)")
+        return problems
+
+    def prepare(self, config: LMEvalConfig, ctx: Any) -> LMEvalData:
+        return LMEvalData(config, ctx)
