@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness import __version__
@@ -58,8 +61,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.dry_run:
         display.dry_run(commands.bench_plan(plugins, suite, opts))
         return 0
-    _terminate_like_interrupt()
-    produced = commands.bench(plugins, suite, opts, display.console())
+    with _terminate_like_interrupt():
+        produced = commands.bench(plugins, suite, opts, display.console())
     directory = results_dir(suite, args.results)
     display.leaderboard(commands.leaderboard(directory))
     bad = [r for r in produced if r.status in ("failed", "timeout")]
@@ -70,14 +73,22 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminate_like_interrupt() -> None:
+@contextlib.contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
     """SIGTERM (kill, a CI timeout) stops a suite like Ctrl-C: workers are killed, rows kept."""
     import signal
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _validate(args: argparse.Namespace) -> int:

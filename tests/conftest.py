@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -26,11 +28,32 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess:
-    """``harness ARGS`` in a subprocess, as a user would run it."""
+    """``harness ARGS`` in a subprocess, as a user would run it: for what only a fresh
+    process shows (start-up imports, exit codes after crashes). Prefer :func:`cli`."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``harness ARGS`` in this process (runs still get their own worker processes):
+    the same exit code, stdout and stderr as :func:`run_cli`, without starting Python."""
+    from harness.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess(["harness", *args], code, out.getvalue(), err.getvalue())
 
 
 def write_suite(directory: Path, body: str, name: str = "suite.toml") -> Path:
@@ -69,3 +92,50 @@ def digits_suite(directory: Path, name: str, methods: str = "", *, suite: str = 
     """A suite of the builtin digits MLP on the digits task, with ``methods`` (TOML)."""
     body = f"[suite]\nname = \"{name}\"\n{textwrap.dedent(suite)}\n{measure}\n{DIGITS_MLP}\n{textwrap.dedent(methods)}"
     return write_suite(directory, body)
+
+
+# The one shared end-to-end bench: a method, a sweep and a chain on the digits MLP, two
+# at a time, energy on. Tests of results, leaderboards, reports and provenance read it.
+TINY_SUITE = f"""
+[suite]
+name = "tiny"
+timeout_s = 300
+
+[measure]
+batch_sizes = [1, 8]
+warmup_s = 0.0
+min_time_s = 0.05
+min_iterations = 5
+max_time_s = 0.5
+energy = true
+sustained_s = 1.0
+carbon_country = "DEU"
+
+{DIGITS_MLP}
+
+[[methods]]
+name = "int8"
+use = "quant.int8-dynamic"
+
+[[methods]]
+name = "magnitude-{{amount}}"
+use = "prune.magnitude"
+sweep = {{ amount = [0.5] }}
+
+[[methods]]
+name = "prune-ft-int8"
+steps = [
+  {{ use = "prune.magnitude", params = {{ amount = 0.5 }} }},
+  {{ use = "train.finetune", params = {{ epochs = 1 }} }},
+  {{ use = "quant.int8-dynamic" }},
+]
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """(root, suite file, the finished `harness bench` process); results in root/results."""
+    root = tmp_path_factory.mktemp("tiny")
+    suite = write_suite(root, TINY_SUITE)
+    proc = run_cli("bench", str(suite), "--results", str(root / "results"), "--jobs", "2", cwd=root)
+    return root, suite, proc

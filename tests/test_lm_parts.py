@@ -12,14 +12,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT, run_cli, write_suite
+from conftest import ROOT, cli, write_suite
 
 pytest.importorskip("transformers")
 
 
 @pytest.mark.parametrize("suite", ["lm-quickstart.toml", "llm.toml"])
 def test_lm_suites_validate_offline(suite: str) -> None:
-    proc = run_cli("validate", str(ROOT / "suites" / suite))
+    proc = cli("validate", str(ROOT / "suites" / suite))
     assert proc.returncode == 0, proc.stderr
 
 
@@ -56,7 +56,7 @@ def test_missing_local_model_is_a_validation_error(tmp_path: Path) -> None:
         kind = "perplexity"
         text = "missing.txt"
     """)
-    proc = run_cli("validate", str(suite))
+    proc = cli("validate", str(suite))
     assert proc.returncode != 0
     assert "models[0].ref" in proc.stderr and "does not exist" in proc.stderr
     assert "tasks[0]: text: file 'missing.txt' does not exist" in proc.stderr

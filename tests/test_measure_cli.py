@@ -8,44 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DIGITS_MLP, run_cli, write_suite
-
-SUITE = f"""
-[suite]
-name = "measured"
-timeout_s = 300
-
-[measure]
-batch_sizes = [1, 8]
-warmup_s = 0.0
-min_time_s = 0.05
-min_iterations = 5
-max_time_s = 0.5
-energy = true
-sustained_s = 1.0
-carbon_country = "DEU"
-
-{DIGITS_MLP}
-
-[[methods]]
-name = "pruned"
-use = "prune.magnitude"
-params = {{ amount = 0.5 }}
-"""
+from conftest import cli
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("measured")
-    suite = write_suite(root, SUITE)
-    proc = run_cli("bench", str(suite), "--results", str(root / "results"), "--jobs", "2", cwd=root)
+def results(tiny_bench) -> Path:
+    root, _, proc = tiny_bench
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in root.iterdir()) == ["results", "suite.toml"]  # no emissions.csv
     return root / "results"
 
 
 def rows(results: Path) -> dict[str, dict]:
-    lines = (results / "measured" / "results.jsonl").read_text().splitlines()
+    lines = (results / "tiny" / "results.jsonl").read_text().splitlines()
     return {r["method"]: r for r in map(json.loads, lines)}
 
 
@@ -76,9 +51,9 @@ def test_cpu_energy_is_estimated_and_gpu_figures_absent_for_want_of_a_gpu(result
 
 def test_the_same_inputs_are_timed_for_every_method(results: Path) -> None:
     timing = [r["metrics"]["timing"] for r in rows(results).values()]
-    assert len(timing) == 2
-    assert timing[0]["input_sha256"] == timing[1]["input_sha256"]
-    assert timing[0]["threads"] == timing[1]["threads"] and timing[0]["inference_mode"]
+    assert len(timing) == 4
+    assert all(t["input_sha256"] == timing[0]["input_sha256"] for t in timing)
+    assert all(t["threads"] == timing[0]["threads"] for t in timing) and timing[0]["inference_mode"]
     for row in rows(results).values():
         for stats in row["metrics"]["latency"].values():
             assert {"median_ms", "iqr_ms", "p90_ms", "p99_ms", "ci95_ms", "n", "noisy"} <= set(stats)
@@ -86,8 +61,8 @@ def test_the_same_inputs_are_timed_for_every_method(results: Path) -> None:
 
 def test_leaderboard_can_hide_the_estimated_figures(results: Path, tmp_path: Path) -> None:
     shown, hidden = tmp_path / "shown.csv", tmp_path / "hidden.csv"
-    assert run_cli("leaderboard", str(results / "measured"), "--csv", str(shown)).returncode == 0
-    assert run_cli("leaderboard", str(results / "measured"), "--hide-estimated", "--csv", str(hidden)).returncode == 0
+    assert cli("leaderboard", str(results / "tiny"), "--csv", str(shown)).returncode == 0
+    assert cli("leaderboard", str(results / "tiny"), "--hide-estimated", "--csv", str(hidden)).returncode == 0
     with shown.open() as a, hidden.open() as b:
         shown_rows, hidden_rows = list(csv.DictReader(a)), list(csv.DictReader(b))
     for s, h in zip(shown_rows, hidden_rows):

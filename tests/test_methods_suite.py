@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FAST_MEASURE, run_cli, write_suite
+from conftest import FAST_MEASURE, cli, run_cli, write_suite
 
 SUITE = """
 [suite]
@@ -109,5 +109,5 @@ def test_prune_finetune_int8_chain_is_sparse_quantized_and_close_to_baseline(row
 
 def test_the_full_methods_suite_is_valid() -> None:
     suite = Path(__file__).resolve().parents[1] / "suites" / "methods.toml"
-    done = run_cli("validate", str(suite))
+    done = cli("validate", str(suite))
     assert done.returncode == 0, done.stderr

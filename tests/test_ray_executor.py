@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import digits_suite, run_cli
+from conftest import cli, digits_suite, run_cli
 
 pytest.importorskip("ray")
 
@@ -28,5 +28,5 @@ def test_bench_on_a_local_ray_cluster(tmp_path: Path) -> None:
 
 def test_unknown_executor_is_one_sentence(tmp_path: Path) -> None:
     suite = digits_suite(tmp_path, "x")
-    proc = run_cli("bench", str(suite), "--executor", "rey", "--results", str(tmp_path / "r"))
+    proc = cli("bench", str(suite), "--executor", "rey", "--results", str(tmp_path / "r"))
     assert proc.returncode == 2 and "unknown executor 'rey'; did you mean 'ray'?" in proc.stderr

@@ -11,7 +11,7 @@ from harness.plan import build_plan
 from harness.plugins import load_plugins
 from harness.suite import SuiteError, load_suite
 
-from conftest import run_cli, write_suite
+from conftest import cli, write_suite
 
 GOOD = """
 [suite]
@@ -121,17 +121,17 @@ def test_every_problem_is_reported_at_once_with_the_nearest_choice(tmp_path: Pat
 
 def test_validate_cli_names_the_file_and_exits_2_and_runs_nothing(tmp_path: Path) -> None:
     path = write_suite(tmp_path, BAD)
-    proc = run_cli("validate", str(path))
+    proc = cli("validate", str(path))
     assert proc.returncode == 2
     assert f"{path}: methods[0].use: unknown method 'quant.int8-dynamik'" in proc.stderr.replace("\n  ", " ")
     assert "Traceback" not in proc.stderr
-    bench = run_cli("bench", str(path), "--results", str(tmp_path / "results"))
+    bench = cli("bench", str(path), "--results", str(tmp_path / "results"))
     assert bench.returncode == 2
     assert not (tmp_path / "results").exists()
 
 
 def test_validate_cli_prints_the_plan(tmp_path: Path) -> None:
-    proc = run_cli("validate", str(write_suite(tmp_path, GOOD)))
+    proc = cli("validate", str(write_suite(tmp_path, GOOD)))
     assert proc.returncode == 0, proc.stderr
     assert "10 runs" in proc.stdout
     assert "cnn / magnitude-0.7 / digits" in proc.stdout
@@ -159,6 +159,6 @@ def test_single_mistakes(tmp_path: Path, body: str, fragment: str) -> None:
 
 
 def test_missing_suite_file_is_one_sentence(tmp_path: Path) -> None:
-    proc = run_cli("bench", str(tmp_path / "nope.toml"))
+    proc = cli("bench", str(tmp_path / "nope.toml"))
     assert proc.returncode == 2
     assert "file not found" in proc.stderr and "Traceback" not in proc.stderr

@@ -26,7 +26,7 @@ from harness.measure.model_stats import count_params, weight_sparsity, zero_frac
 from harness.params import nearest
 from harness.result import RunResult
 from harness.spec import RunSpec
-from harness.toolkit.fit import FitReport, fit, zero_masks
+from harness.toolkit.training import FitReport, fit, zero_masks
 
 if TYPE_CHECKING:
     import threading
