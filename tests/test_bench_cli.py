@@ -11,6 +11,8 @@ import pytest
 
 from conftest import cli
 
+pytestmark = pytest.mark.e2e  # runs `harness bench`
+
 
 def read_rows(results: Path) -> list[dict]:
     return [json.loads(line) for line in (results / "tiny" / "results.jsonl").read_text().splitlines() if line.strip()]

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, cli, digits_suite, run_cli
+
+pytestmark = pytest.mark.e2e  # runs `harness bench`
 
 PLUGIN_ENV = {"HARNESS_PLUGINS": "misbehave", "PYTHONPATH": str(ROOT / "tests" / "plugins")}
 # one bench serves the misbehaving methods, a plugin that fails to import, and a skip

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import FAST_MEASURE, ROOT, run_cli, write_suite
 
+pytestmark = pytest.mark.e2e  # runs `harness bench`
+
 pytest.importorskip("transformers")
 pytest.importorskip("lm_eval")
 

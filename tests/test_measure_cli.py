@@ -10,6 +10,8 @@ import pytest
 
 from conftest import cli
 
+pytestmark = pytest.mark.e2e  # runs `harness bench`
+
 
 @pytest.fixture(scope="module")
 def results(tiny_bench) -> Path:

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import FAST_MEASURE, cli, run_cli, write_suite
 
+pytestmark = pytest.mark.e2e  # runs `harness bench`
+
 SUITE = """
 [suite]
 name = "methods-trimmed"

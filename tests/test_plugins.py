@@ -67,6 +67,7 @@ def example_installed():
     subprocess.run(pip + ["uninstall", "-y", "harness-example"], check=True, capture_output=True)
 
 
+@pytest.mark.e2e
 def test_third_party_plugin_is_discovered_and_runs(example_installed, tmp_path: Path) -> None:
     proc = run_cli("plugins", env={"COLUMNS": "400"})
     assert "harness-example" in proc.stdout and "0.2.0" in proc.stdout

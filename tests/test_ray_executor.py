@@ -12,6 +12,7 @@ from conftest import cli, digits_suite, run_cli
 pytest.importorskip("ray")
 
 
+@pytest.mark.e2e
 def test_bench_on_a_local_ray_cluster(tmp_path: Path) -> None:
     suite = digits_suite(tmp_path, "ray", methods="""
         [[methods]]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from harness import hookimpl
 from harness.api import Method
+from harness.toolkit import count_params, library
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class FakeQuant(Method):
         import torch  # heavy imports inside apply: `harness plugins` stays fast
 
         levels = 2 ** params.bits - 1
+        before = count_params(model)
         touched = []
         with torch.no_grad():
             for name, module in model.named_modules():
@@ -44,8 +46,10 @@ class FakeQuant(Method):
         return model, {
             "layers": touched,
             "bits_per_weight": params.bits,
+            "params_before": before,
+            "params_after": count_params(model),
             "kernels": "simulated (fake-quant: float32 storage and compute)",
-            "library": f"torch {torch.__version__}",
+            "library": library("torch"),
         }
 
 
