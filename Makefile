@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: bench bench-lm test lint benchmarks clean
+.PHONY: bench bench-lm test test-fast lint benchmarks clean
 
 $(VENV)/.bench-deps: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench-lm: $(VENV)/.test-deps
 
 test: $(VENV)/.test-deps
 	$(PY) -m pytest -q
+
+# Everything but the end-to-end runs of `harness bench` (marked e2e): the inner loop.
+test-fast: $(VENV)/.test-deps
+	$(PY) -m pytest -q -m "not e2e"
 
 lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check harness plugins tests examples benchmarks
