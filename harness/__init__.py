@@ -1,6 +1,8 @@
 """harness: benchmark and compare model-compression methods.
 
-Plugin authors need only ``hookimpl`` and the base classes in :mod:`harness.api`.
+Plugin authors need only ``hookimpl`` (here), the base classes in :mod:`harness.api`,
+the hooks in :mod:`harness.hookspecs` and the helpers in :mod:`harness.toolkit`; the
+layers of the core are described in ``docs/architecture.md``.
 """
 
 import pluggy

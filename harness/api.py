@@ -170,7 +170,7 @@ class RunContext:
 
     device: str
     seed: int
-    work_dir: Path
+    work_dir: Path  # private to this run; removed when the run ends, however it ends
     suite_dir: Path
     task: PreparedTask | None = None
     load_model: Callable[[str], Any] | None = None  # another model of the suite, by name
