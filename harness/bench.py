@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from harness.errors import UsageError
 from harness.params import nearest
 from harness.plan import build_plan, select
 from harness.plugins import PluginSet
 from harness.result import RunResult
-from harness.results import append_result, finished_ids, read_results, results_file
+from harness.results import finished_ids, read_results, results_file
+from harness.results_store import ResultsStore
 from harness.spec import RunSpec
 from harness.suite import Suite
 
@@ -78,23 +81,29 @@ def prepare_models(runs: list[RunSpec], out: Any) -> None:
                 out.print(line[len(PROGRESS):].rstrip(), markup=False, highlight=False)
             tail = (tail + [line.rstrip()])[-5:]
         if proc.wait() != 0:
-            out.print(f"[yellow]preparing model {model['name']} failed[/] ({tail[-1] if tail else 'no output'}); "
-                      "its runs will report the error")
+            out.print(f"[yellow]preparing model {escape(model['name'])} failed[/] "
+                      f"({escape(tail[-1] if tail else 'no output')}); its runs will report the error")
     out.print(f"[dim]{len(seen)} model(s) ready in {time.monotonic() - t0:.1f}s[/]")
 
 
 def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) -> list[RunResult]:
     """Run what is pending; return this invocation's results."""
+    executor = make_executor(plugins, opts.executor, opts.jobs)
+    path = results_file(results_dir(suite, opts.results_root))
+    with ResultsStore(path) as store:  # locked, space checked: before anything runs
+        runs, todo = pending_runs(suite, plugins, opts)
+        out.print(f"suite [bold]{escape(suite.config.name)}[/]: {len(runs)} runs planned, "
+                  f"{len(runs) - len(todo)} already done, {len(todo)} to run → {escape(str(path))}")
+        if not todo:
+            return []
+        prepare_models(todo, out)
+        return _execute(todo, plugins, executor, store, opts, out)
+
+
+def _execute(todo: list[RunSpec], plugins: PluginSet, executor: Any, store: ResultsStore, opts: BenchOptions,
+             out: Any) -> list[RunResult]:
     from harness.display import ProgressLog
 
-    runs, todo = pending_runs(suite, plugins, opts)
-    path = results_file(results_dir(suite, opts.results_root))
-    out.print(f"suite [bold]{suite.config.name}[/]: {len(runs)} runs planned, "
-              f"{len(runs) - len(todo)} already done, {len(todo)} to run → {path}")
-    if not todo:
-        return []
-    executor = make_executor(plugins, opts.executor, opts.jobs)
-    prepare_models(todo, out)
     progress = ProgressLog(out, len(todo), opts.jobs)
     produced: list[RunResult] = []
 
@@ -102,12 +111,12 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
         progress.start(spec.label)
 
     def on_result(spec: RunSpec, result: RunResult) -> None:
-        append_result(path, result)
+        store.append(result)
         produced.append(result)
         note = result.first_error_line if result.status != "ok" else ""
         progress.finish(spec.label, result.status, result.duration_s, note)
         for plugin, exc in plugins.call_each("harness_result", result=result.to_row()):
-            out.print(f"[yellow]plugin '{plugin}' failed in harness_result: {exc}[/]")
+            out.print(f"[yellow]plugin '{escape(plugin)}' failed in harness_result:[/] {escape(str(exc))}")
 
-    executor.run(todo, path.parent / "logs", on_start, on_result)
+    executor.run(todo, store.path.parent / "logs", on_start, on_result)
     return produced

@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from harness import commands, display
     from harness.bench import BenchOptions, results_dir
 
@@ -68,7 +70,8 @@ def _bench(args: argparse.Namespace) -> int:
     bad = [r for r in produced if r.status in ("failed", "timeout")]
     if bad:
         display.console(stderr=True).print(f"[red]{len(bad)} run(s) failed[/]; errors are in "
-                                           f"{directory}/results.jsonl and worker output in {directory}/logs/")
+                                           f"{escape(str(directory))}/results.jsonl and worker output in "
+                                           f"{escape(str(directory))}/logs/")
         return 1
     return 0
 
@@ -147,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return EXIT_USAGE
     from harness import display
+    from harness.results_store import ResultsLost
     from harness.suite import SuiteError
 
     try:
@@ -155,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         return display.usage_error(str(exc))
     except SuiteError as exc:
         return display.suite_problems(exc.path, exc.problems)
+    except ResultsLost as exc:
+        return display.results_lost(str(exc))
     except KeyboardInterrupt:
         print("interrupted; finished runs are saved, run the same command to go on", file=sys.stderr)
         return 130

@@ -9,9 +9,10 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from harness.errors import EXIT_USAGE
+from harness.errors import EXIT_RESULTS_LOST, EXIT_USAGE
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red"}
 
@@ -57,7 +58,7 @@ OPTIONAL = {"break_even_inferences", "ttft_ms", "decode_tokens_per_s", "perplexi
 
 
 def leaderboard_table(frame: Any, title: str) -> Table:
-    table = Table(title=title, header_style="bold", show_lines=False)
+    table = Table(title=escape(title), header_style="bold", show_lines=False)
     screen = [c for c in SCREEN if c[0] not in OPTIONAL or frame[c[0]].notna().any()]
     for _, header, _ in screen:
         table.add_column(header, justify="left" if header in ("model", "task", "method", "status") else "right",
@@ -70,7 +71,7 @@ def leaderboard_table(frame: Any, title: str) -> Table:
                 stderr = record["accuracy_stderr"]
                 text = "" if _blank(value) else f"{value * 100:.2f}" + ("" if _blank(stderr) else f" ± {stderr * 100:.2f}")
             else:
-                text = fmt(value, spec) if spec else fmt(value)
+                text = escape(fmt(value, spec) if spec else fmt(value))
             if column == "status":
                 text = f"[{STATUS_STYLE.get(value, 'white')}]{text}[/]"
             if column in ("energy_j_per_1k", "co2_g_per_1k", "cost_usd_per_1m") and text and column in str(record.get("estimated")):
@@ -106,7 +107,7 @@ class ProgressLog:
 
     def start(self, label: str) -> None:
         self.started += 1
-        self.out.print(f"[dim]\\[{self.started}/{self.total}][/] {label} …")
+        self.out.print(f"[dim]\\[{self.started}/{self.total}][/] {escape(label)} …")
 
     def finish(self, label: str, status: str, duration: float, note: str = "") -> None:
         self.done += 1
@@ -117,19 +118,24 @@ class ProgressLog:
             mean = sum(self.durations) / len(self.durations)
             left = f", ~{self._clock(mean * (self.total - self.done) / self.jobs)} left"
         style = STATUS_STYLE.get(status, "white")
-        extra = f" — {note}" if note else ""
-        self.out.print(f"[dim]\\[{self.done}/{self.total}][/] {label} [{style}]{status}[/] in {duration:.1f}s"
+        extra = f" — {escape(note)}" if note else ""
+        self.out.print(f"[dim]\\[{self.done}/{self.total}][/] {escape(label)} [{style}]{escape(status)}[/] in {duration:.1f}s"
                        f"{extra} [dim](elapsed {self._clock(elapsed)}{left})[/]")
 
 
 def usage_error(message: str) -> int:
-    console(stderr=True).print(f"[red]error:[/] {message}")
+    console(stderr=True).print(f"[red]error:[/] {escape(message)}")
     return EXIT_USAGE
+
+
+def results_lost(message: str) -> int:
+    console(stderr=True).print(f"[red]error:[/] {escape(message)}")
+    return EXIT_RESULTS_LOST
 
 
 def suite_problems(path: Any, problems: list[str]) -> int:
     err = console(stderr=True)
-    err.print(f"[red]error:[/] {len(problems)} problem(s) in {path}; nothing was run:")
+    err.print(f"[red]error:[/] {len(problems)} problem(s) in {escape(str(path))}; nothing was run:")
     for problem in problems:
         err.print(f"  {path}: {problem}", markup=False)
     return EXIT_USAGE
@@ -137,18 +143,19 @@ def suite_problems(path: Any, problems: list[str]) -> int:
 
 def suite_warnings(path: Any, warnings: list[str]) -> None:
     for warning in warnings:
-        console(stderr=True).print(f"[yellow]warning:[/] {path}: {warning}", markup=False)
+        console(stderr=True).print(f"[yellow]warning:[/] {escape(str(path))}: {escape(warning)}")
 
 
 def plan(p: Any) -> None:
     """``harness validate``: the expanded plan, one line per run."""
     suite, out = p.suite, console()
     out.print(f"{p.path}: valid. suite '{suite.config.name}': {len(suite.models)} model(s) × "
-              f"{len(suite.methods) + 1} method(s) incl. baseline × {len(suite.tasks)} task(s) → {len(p.runs)} runs")
+              f"{len(suite.methods) + 1} method(s) incl. baseline × {len(suite.tasks)} task(s) → {len(p.runs)} runs",
+              markup=False)
     for i, run in enumerate(p.runs, 1):
         chain = " → ".join(_step(step.to_dict()) for step in run.steps)
-        out.print(f"  {i:>3}. {run.run_id}  {run.model.name} / {run.method} / {run.task.name}  [dim]{chain}[/]",
-                  markup=True, highlight=False)
+        out.print(f"  {i:>3}. {run.run_id}  {escape(run.model.name)} / {escape(run.method)} / "
+                  f"{escape(run.task.name)}  [dim]{escape(chain)}[/]")
 
 
 def _step(step: dict[str, Any]) -> str:
@@ -160,7 +167,7 @@ def dry_run(p: Any) -> None:
     out = console()
     out.print(f"dry run: {len(p.runs)} runs selected, {len(p.todo)} would run:")
     for run in p.todo:
-        out.print(f"  {run.run_id}  {run.label}")
+        out.print(f"  {run.run_id}  {run.label}", markup=False)
 
 
 def leaderboard(board: Any) -> None:
@@ -170,7 +177,7 @@ def leaderboard(board: Any) -> None:
 
 def written(paths: list[Any]) -> None:
     for path in paths:
-        console().print(f"wrote {path}")
+        console().print(f"wrote {path}", markup=False)
 
 
 def plugins_table(plugins: Any) -> Table:
@@ -179,9 +186,9 @@ def plugins_table(plugins: Any) -> Table:
         table.add_column(column, overflow="fold")
     for p in plugins.plugins:
         style = {"ok": "green", "broken": "red", "disabled": "yellow"}[p.status]
-        status = f"[{style}]{p.status}[/]" + "".join(f"\n[red]{e}[/]" for e in p.errors)
+        status = f"[{style}]{p.status}[/]" + "".join(f"\n[red]{escape(e)}[/]" for e in p.errors)
         hooks = ", ".join(h.removeprefix("harness_") for h in p.hooks)
-        table.add_row(p.name, p.dist, p.version, status, hooks, ", ".join(p.provides))
+        table.add_row(escape(p.name), escape(p.dist), escape(p.version), status, hooks, escape(", ".join(p.provides)))
     return table
 
 
@@ -190,21 +197,23 @@ def methods_table(rows: list[Any]) -> Table:
     for column in ("method", "family", "needs", "params (default)", "plugin", "what it does"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r.name, r.family, ", ".join(r.needs), r.params, r.plugin, r.description)
+        table.add_row(*(escape(str(c)) for c in (r.name, r.family, ", ".join(r.needs), r.params, r.plugin,
+                                                  r.description)))
     return table
 
 
 def comparison(c: Any) -> None:
     from harness.compare import COMPARED
 
-    table = Table(title=f"{c.dir_b} / {c.dir_a}", header_style="bold")
+    table = Table(title=escape(f"{c.dir_b} / {c.dir_a}"), header_style="bold")
     for column in ["model", "task", "method"] + [f"{name} b/a" for name in COMPARED]:
         table.add_column(column, justify="left" if column in ("model", "task", "method") else "right")
     for record in c.frame.to_dict("records"):
-        table.add_row(record["model"], record["task"], record["method"],
+        table.add_row(escape(record["model"]), escape(record["task"]), escape(record["method"]),
                       *(fmt(record[f"{name}_b/a"], ".3f") for name in COMPARED))
     out = console()
     out.print(table)
     if c.unmatched:
-        out.print(f"{len(c.unmatched)} run(s) only in one of the two: " + ", ".join("/".join(k) for k in c.unmatched[:10]))
+        out.print(f"{len(c.unmatched)} run(s) only in one of the two: " + ", ".join("/".join(k) for k in c.unmatched[:10]),
+                  markup=False)
     written(c.written)

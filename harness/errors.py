@@ -1,6 +1,8 @@
-"""The one exception type for a user's mistake: one sentence, exit code 2."""
+"""Exit codes of the harness command, and the exception type for a user's mistake."""
 
-EXIT_USAGE = 2
+EXIT_FAILED_RUNS = 1  # the suite ran; some runs failed or timed out
+EXIT_USAGE = 2  # a mistake in the command or the suite: nothing was run
+EXIT_RESULTS_LOST = 3  # results could not be stored safely (replaced, truncated, disk full): stopped
 
 
 class UsageError(Exception):

@@ -59,6 +59,9 @@ KINDS: dict[str, tuple[str, type, Callable[[type], str | None] | None]] = {
     "reporter": ("harness_register_reporters", api.Reporter, None),
 }
 SCHEMA = {"method": "Params", "source": "Options", "task": "Config"}
+# What a plugin's code may raise without ending the harness: a plugin that calls
+# sys.exit() at import or in a hook is broken, not the end of the suite.
+PLUGIN_ERRORS = (Exception, SystemExit)
 
 
 @dataclass
@@ -114,7 +117,7 @@ class PluginSet:
             others = [p for p in self.pm.get_plugins() if p is not impl.plugin]
             try:
                 self.pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 errors.append((impl.plugin_name, exc))
         return errors
 
@@ -158,7 +161,7 @@ def _register(plugins: PluginSet, plugin: object, info: PluginInfo) -> None:
 
         try:
             plugins.pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
-        except Exception as exc:  # a plugin's own bug must not stop the others
+        except PLUGIN_ERRORS as exc:  # a plugin's own bug must not stop the others
             info.status = "broken"
             info.errors.append(f"{hook_name}: {type(exc).__name__}: {exc}")
 
@@ -189,14 +192,14 @@ def load_plugins(disabled: set[str] | None = None, extra: list[str] | None = Non
             continue
         try:
             plugin = load()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             info.status = "broken"
             tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
             info.errors.append(f"Error importing plugin '{name}' ({module}): {tail}")
             continue
         try:
             pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy rejects unknown hooks and bad signatures
+        except PLUGIN_ERRORS as exc:  # pluggy rejects unknown hooks and bad signatures
             info.status = "broken"
             info.errors.append(f"{type(exc).__name__}: {exc}")
             continue

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from harness.spec import RunSpec
 
 FINISHED = ("ok", "skipped")  # statuses that need not run again; failed/timeout are retried
+STATUSES = ("ok", "skipped", "failed", "timeout")
 
 
 @dataclass
@@ -64,9 +65,31 @@ class RunResult:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> RunResult:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in row.items() if k in known and v is not None}
-        for key in ("suite", "model", "method", "task", "status"):
-            values.setdefault(key, "")
+    def from_row(cls, row: Any) -> RunResult:
+        """A result from a row as stored; ValueError (saying which field) when the row
+        does not have the shape of one."""
+        if not isinstance(row, dict):
+            raise ValueError(f"a row is a JSON object, got {type(row).__name__}")
+        values = {k: v for k, v in row.items() if k in SHAPE and v is not None}
+        for key in ("run_id", "suite", "model", "method", "task", "status"):
+            if key not in values:
+                raise ValueError(f"'{key}' is missing")
+        for key, value in values.items():
+            if not isinstance(value, SHAPE[key]) or isinstance(value, bool) and SHAPE[key] is not bool:
+                raise ValueError(f"'{key}' should be {_type_names(SHAPE[key])}, got {type(value).__name__}")
+        if values["status"] not in STATUSES:
+            raise ValueError(f"'status' {values['status']!r} is not one of {', '.join(STATUSES)}")
         return cls(**values)
+
+
+def _type_names(types: Any) -> str:
+    names = {str: "a string", int: "a number", float: "a number", dict: "an object", list: "a list"}
+    return " or ".join(dict.fromkeys(names[t] for t in (types if isinstance(types, tuple) else (types,))))
+
+
+# field -> the JSON types a stored row may hold there
+SHAPE: dict[str, Any] = {
+    "run_id": str, "suite": str, "model": str, "method": str, "task": str, "status": str,
+    "device": str, "started_at": str, "duration_s": (int, float), "error": str, "steps": list,
+    "metrics": dict, "provenance": dict, "env": dict, "spec": dict,
+}

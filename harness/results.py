@@ -8,7 +8,6 @@ the run it belonged to is redone.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,18 +19,11 @@ def results_file(results_dir: Path) -> Path:
 
 
 def append_result(path: Path, result: RunResult) -> None:
-    """Append one row durably; a torn previous last line is closed off first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(result.to_row(), sort_keys=True, default=str)
-    with open(path, "ab+") as fh:
-        fh.seek(0, os.SEEK_END)
-        if fh.tell() > 0:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")
-        fh.write(line.encode() + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append one row durably (a one-off :class:`~harness.results_store.ResultsStore`)."""
+    from harness.results_store import ResultsStore
+
+    with ResultsStore(path, min_free_bytes=0) as store:
+        store.append(result)
 
 
 def read_results(path: Path, warn: bool = True) -> list[RunResult]:
@@ -53,8 +45,11 @@ def read_results(path: Path, warn: bool = True) -> list[RunResult]:
                     print(f"{path}:{number}: skipping an incomplete line (torn write); its run will be redone",
                           file=sys.stderr)
                 continue
-            if isinstance(row, dict) and "run_id" in row:
+            try:
                 rows.append(RunResult.from_row(row))
+            except ValueError as exc:
+                if warn:
+                    print(f"{path}:{number}: skipping a row of the wrong shape ({exc})", file=sys.stderr)
     return rows
 
 

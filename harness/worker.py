@@ -107,7 +107,7 @@ def run(spec: RunSpec, plugins: PluginSet) -> RunResult:
         result.metrics, result.provenance = figures.metrics, figures.provenance
     except Skip as exc:
         result.status, result.error = "skipped", str(exc)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a plugin's sys.exit() fails its run, no more
         tb = traceback.format_exc().strip().splitlines()
         result.status, result.error = "failed", f"{type(exc).__name__}: {exc}\n" + "\n".join(tb[-15:])
     result.env = _environment(spec, plugins)

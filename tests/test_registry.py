@@ -71,3 +71,12 @@ def test_trace_plugins_prints_every_hook_call() -> None:
     proc = cli("plugins", env={"HARNESS_TRACE_PLUGINS": "1"})
     assert "harness trace: harness_register_methods(register) -> quantization" in proc.stderr
     assert "harness trace" not in cli("plugins").stderr
+
+
+def test_a_plugin_that_exits_at_import_is_broken_not_the_end(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
+    plugins = load_plugins(extra=["exits_at_import"])
+    plugin = next(p for p in plugins.plugins if p.name == "exits_at_import")
+    assert plugin.status == "broken" and "SystemExit" in plugin.errors[0]
+    proc = cli("plugins", env={"HARNESS_PLUGINS": "exits_at_import"})
+    assert proc.returncode == 1 and "exits_at_import" in proc.stdout

@@ -41,14 +41,29 @@ class RayExecutor(Executor):
         pending: dict[Any, RunSpec] = {}
         queue = list(runs)
         log_dir.mkdir(parents=True, exist_ok=True)
-        while queue or pending:
-            while queue and len(pending) < self.jobs:
-                spec = queue.pop(0)
-                spec.threads = per_run
-                on_start(spec)
-                pending[remote.remote(spec)] = spec
-            done, _ = ray.wait(list(pending), num_returns=1)
-            spec = pending.pop(done[0])
-            result, log = ray.get(done[0])
-            (log_dir / f"{spec.run_id}.log").write_text(log)
-            on_result(spec, result)
+        try:
+            while queue or pending:
+                while queue and len(pending) < self.jobs:
+                    spec = queue.pop(0)
+                    spec.threads = per_run
+                    on_start(spec)
+                    pending[remote.remote(spec)] = spec
+                done, _ = ray.wait(list(pending), num_returns=1)
+                spec = pending.pop(done[0])
+                result, log = _outcome(done[0], spec)
+                (log_dir / f"{spec.run_id}.log").write_text(log)
+                on_result(spec, result)
+        finally:
+            for ref in pending:  # interrupted, or the driver failed: stop what still runs
+                ray.cancel(ref, force=True)
+
+
+def _outcome(ref: Any, spec: RunSpec) -> tuple[RunResult, str]:
+    """The task's (result, log); a dead Ray worker, a lost node or object becomes this
+    run's failed result, and the suite goes on."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        error = f"the Ray task of this run died ({type(exc).__name__}: {first})"
+        return RunResult.of(spec, "failed", error), error + "\n"
