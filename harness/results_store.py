@@ -87,8 +87,8 @@ class ResultsStore:
             raise
 
     def _write(self, result: RunResult) -> None:
-        self._check_identity()
         line = json.dumps(result.to_row(), sort_keys=True, default=str).encode() + b"\n"
+        self._check_identity(line)
         if self._size and os.pread(self._fd, 1, self._size - 1) != b"\n":
             line = b"\n" + line  # close off a torn last line (a crash before this driver)
         try:
@@ -103,7 +103,7 @@ class ResultsStore:
                               f"(run {result.run_id} will run again)") from None
         self._size += len(line)
 
-    def _check_identity(self) -> None:
+    def _check_identity(self, pending: bytes) -> None:
         held = os.fstat(self._fd)
         try:
             now = os.stat(self.path)
@@ -116,16 +116,27 @@ class ResultsStore:
             problem = "was deleted"
         if problem is None:
             return
-        saved = self._save_held()
+        saved = self._save_held(pending)
         raise ResultsLost(f"{self.path} {problem} while the suite ran (by a plugin or another program); "
                           f"the suite stopped so that no row is lost silently. "
-                          f"The rows this run held are saved in {saved}: check them and move them back")
+                          f"The rows it held and the run that just finished are saved in {saved}: "
+                          "check them and move them back")
 
-    def _save_held(self) -> Path:
+    def _save_held(self, pending: bytes) -> Path:
+        """What the held file still has, plus ``pending`` (a row not yet stored)."""
         saved = self.path.with_name(f"{self.path.name}.recovered-{time.strftime('%Y%m%d-%H%M%S')}")
         with open(saved, "wb") as out:
             offset = 0
             while chunk := os.pread(self._fd, 1 << 20, offset):
                 out.write(chunk)
                 offset += len(chunk)
+            if offset and not chunk_ends_line(self._fd, offset):
+                out.write(b"\n")
+            out.write(pending)
+            out.flush()
+            os.fsync(out.fileno())
         return saved
+
+
+def chunk_ends_line(fd: int, size: int) -> bool:
+    return os.pread(fd, 1, size - 1) == b"\n"
