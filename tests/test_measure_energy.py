@@ -44,6 +44,36 @@ def test_codecarbon_offline_meter_on_this_cpu(tmp_path):
     assert "FRA" in reading.host.intensity_provenance
 
 
+def test_a_window_ending_during_a_scheduled_measurement_counts_it_once():
+    """codecarbon's stop() used to measure again while its scheduled measurement was still
+    running: both counted the same last interval (RAM read ~20 W instead of ~10 W). No two
+    measurements may overlap, and the window's RAM power stays the model's."""
+    from harness.measure.carbon import HostEnergyMeter
+
+    meter = HostEnergyMeter("USA")
+    meter.start()
+    tracker = meter._tracker
+    measure = tracker._measure_power_and_energy
+    calls: list[tuple[float, float]] = []
+
+    def recorded(delay: float):
+        def call() -> None:
+            t0 = time.perf_counter()
+            time.sleep(delay)
+            measure()
+            calls.append((t0, time.perf_counter()))
+        return call
+
+    tracker._scheduler.function = recorded(0.3)  # the measurement at 1 s is still running at 1.1 s
+    tracker._measure_power_and_energy = recorded(0.0)
+    time.sleep(1.1)
+    reading = meter.stop()
+    calls.sort()
+    assert len(calls) >= 2 and all(end <= start for (_, end), (start, _) in zip(calls, calls[1:])), calls
+    ram = next(h for h in tracker._hardware if type(h).__name__ == "RAM")
+    assert reading.ram_j / reading.duration_s == pytest.approx(ram.total_power().W, rel=0.05)
+
+
 def _reading(host_j: float | None = 30.0, gpu: GpuEnergy | None = None) -> EnergyReading:
     host = HostEnergy(host_j, 0.0 if host_j is not None else None, 3.0,
                       "estimated: cpu load × TDP", 400.0, "estimated: grid average for USA")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,7 @@ class HostEnergyMeter:
 
     def stop(self) -> HostEnergy:
         tracker, self._tracker = self._tracker, None
+        settle(tracker)
         tracker.stop()  # codecarbon swallows its own exceptions here ...
         data = getattr(tracker, "final_emissions_data", None)
         if data is None:  # ... and then has no data
@@ -97,6 +99,28 @@ class HostEnergyMeter:
         else:
             intensity, intensity_how = None, "absent: codecarbon recorded no energy to derive it from"
         return HostEnergy(cpu_j, ram_j, float(data.duration), provenance, intensity, intensity_how)
+
+
+def settle(tracker: Any) -> None:
+    """End the window on a boundary of our own before ``tracker.stop()``.
+
+    codecarbon's ``stop()`` cancels its periodic measurement but does not wait for one
+    already running, then measures once more: when the two overlap (a window that ends
+    as a scheduled measurement starts, e.g. one that is a multiple of the interval),
+    both count the same interval — RAM read ~20 W instead of ~10 W — and the late one's
+    CPU load covers a millisecond (0% or over 1000%). So: stop both schedulers, wait for
+    a measurement in flight, and take the final measurement here; ``stop()`` then finds
+    it fresh and adds nothing.
+    """
+    for name in ("_scheduler", "_scheduler_monitor_power"):
+        scheduler = getattr(tracker, name, None)
+        if scheduler is None:
+            continue
+        scheduler.stop()
+        for thread in threading.enumerate():
+            if isinstance(thread, threading.Timer) and getattr(thread, "function", None) == scheduler._run:
+                thread.join(timeout=10)
+    tracker._measure_power_and_energy()
 
 
 def describe(tracker: Any) -> str:
