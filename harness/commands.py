@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,16 +114,54 @@ def read(directory: Path) -> list[RunResult]:
     return results
 
 
+def _output_file(flag: str, path: Path, example: str) -> None:
+    """UsageError unless a table can be written to ``path`` (a new or existing file)."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a directory; pass a file path such as {path / example}")
+    parent = path.parent
+    if not parent.is_dir():
+        why = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{flag} {path}: {parent} {why}; create the directory or pass another path")
+    if not os.access(parent, os.W_OK | os.X_OK) or path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path} is not writable; pass a path you can write to")
+
+
+def _output_dir(flag: str, path: Path) -> None:
+    """UsageError unless ``path`` is, or can be made, a writable directory."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = f"{path} is a file" if existing == path else f"{path}: {existing} is a file"
+        raise UsageError(f"{flag} {what}, not a directory; pass a directory path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {existing} is not writable; pass a directory you can write to")
+
+
+@contextlib.contextmanager
+def _writing(flag: str, path: Path) -> Iterator[None]:
+    """Turn an OSError while writing ``path`` into a UsageError naming the flag."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write there ({exc.strerror or exc}); "
+                         "pass a path you can write to") from None
+
+
 def leaderboard(directory: Path, csv: Path | None = None, markdown: Path | None = None,
                 hide_estimated: bool = False) -> Leaderboard:
     from harness.leaderboard import build_frame
 
+    for flag, path, example in (("--csv", csv, "leaderboard.csv"), ("--markdown", markdown, "leaderboard.md")):
+        if path:
+            _output_file(flag, path, example)
     frame = build_frame(read(directory), hide_estimated=hide_estimated)
     written = []
     wanted = [(name, path) for name, path in (("csv", csv), ("markdown", markdown)) if path]
     plugins = load_plugins() if wanted else None
     for name, path in wanted:
-        plugins.lookup("reporter", name)().write(frame, path)
+        with _writing(f"--{name}", path):
+            plugins.lookup("reporter", name)().write(frame, path)
         written.append(path)
     return Leaderboard(directory, frame, written)
 
@@ -128,13 +169,19 @@ def leaderboard(directory: Path, csv: Path | None = None, markdown: Path | None 
 def report(directory: Path, output: Path) -> list[Path]:
     from harness.report import write_report
 
-    return write_report(read(directory), output, load_plugins())
+    _output_dir("-o", output)
+    results = read(directory)
+    with _writing("-o", output):
+        return write_report(results, output, load_plugins())
 
 
 def compare(dir_a: Path, dir_b: Path, csv: Path | None = None) -> Comparison:
     from harness.compare import compare_frames
 
+    if csv:
+        _output_file("--csv", csv, "compare.csv")
     frame, unmatched = compare_frames(read(dir_a), read(dir_b))
     if csv:
-        frame.to_csv(csv, index=False)
+        with _writing("--csv", csv):
+            frame.to_csv(csv, index=False)
     return Comparison(dir_a, dir_b, frame, unmatched, [csv] if csv else [])

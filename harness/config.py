@@ -3,11 +3,73 @@ is in the README): checked once when the suite is read, typed down to the timer.
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+from harness.params import nearest
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # use with fullmatch
+NAME_MAX = 100  # characters: names become directory and file names
+MAX_RUNS = 10_000  # the default of [suite] max_runs
+MAX_BATCH = 65_536
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_WINDOW_S = 3600.0  # warmup_s, min_time_s, max_time_s, sustained_s
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a suite, model or task (None when it can)."""
+    if len(name) > NAME_MAX:
+        return f"is {len(name)} characters long; use at most {NAME_MAX}"
+    if not NAME_RE.fullmatch(name):
+        return "must be letters, digits, '.', '_' or '-'"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def country_codes() -> frozenset[str] | None:
+    """The ISO 3166 alpha-3 codes codecarbon has carbon data for (it silently uses a world
+    average for any other), read from its data file without importing it (slow); else
+    pycountry's codes; None when neither is installed."""
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("codecarbon")
+    except (ImportError, ValueError):
+        spec = None
+    for directory in (spec and spec.submodule_search_locations) or []:
+        path = Path(directory, "data", "private_infra", "global_energy_mix.json")
+        try:
+            return frozenset(code for code in json.loads(path.read_text(encoding="utf-8")) if len(code) == 3)
+        except (OSError, ValueError):
+            continue
+    try:
+        import pycountry
+    except ImportError:
+        return None
+    return frozenset(c.alpha_3 for c in pycountry.countries)
+
+
+def country_problem(code: str) -> str | None:
+    """Why ``code`` is no carbon_country (None when it is one)."""
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        return f"carbon_country {code!r} must be an ISO 3166 alpha-3 code such as 'USA'"
+    codes = country_codes()
+    if codes is None or code in codes:
+        return None
+    hint = nearest(code, codes)
+    if "did you mean" not in hint:  # no close match: the codes with the same first letter
+        hint = nearest(code, [c for c in codes if c[0] == code[0]] or codes)
+    return f"carbon_country {code!r} is not an ISO 3166 alpha-3 code with carbon data{hint}"
+
+
+def _at_most(name: str, value: float, limit: float, unit: str = "") -> None:
+    if value > limit:
+        raise ValueError(f"{name} {value} is over {unit or limit}; use a smaller value")
 
 
 @dataclass
@@ -18,16 +80,24 @@ class SuiteConfig:
     device: str = "cpu"
     accuracy_gate: float = 0.99
     timeout_s: float = 900.0
+    max_runs: int = MAX_RUNS  # the plan's size limit: models × (baseline + methods) × tasks
 
     def __post_init__(self) -> None:
-        if not NAME_RE.match(self.name):
-            raise ValueError(f"name {self.name!r} must be letters, digits, '.', '_' or '-' (it names a directory)")
-        if not re.match(r"^(cpu|cuda(:\d+)?)$", self.device):
+        problem = name_problem(self.name)
+        if problem:
+            shown = self.name if len(self.name) <= 40 else self.name[:40] + "..."
+            raise ValueError(f"name {shown!r} {problem} (it names a directory)")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"device {self.device!r} must be 'cpu', 'cuda' or 'cuda:N'")
-        if not 0 < self.accuracy_gate <= 1:
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed {self.seed} must be in 0..{2**32 - 1}")
+        if not 0 < self.accuracy_gate <= 1:  # nan fails too
             raise ValueError(f"accuracy_gate {self.accuracy_gate} must be in (0, 1]")
-        if self.timeout_s <= 0:
+        if not self.timeout_s > 0:
             raise ValueError("timeout_s must be positive")
+        _at_most("timeout_s", self.timeout_s, MAX_TIMEOUT_S, f"7 days ({MAX_TIMEOUT_S:.0f} s)")
+        if not 1 <= self.max_runs <= 1_000_000:
+            raise ValueError(f"max_runs {self.max_runs} must be in 1..1000000")
 
 
 @dataclass
@@ -51,18 +121,29 @@ class MeasureConfig:
     settle_tolerance: ClassVar[float] = 0.05
 
     def __post_init__(self) -> None:
+        numbers = [self.warmup_s, self.min_time_s, self.max_time_s, self.ci_target, self.price_per_hour]
+        if not all(math.isfinite(x) for x in numbers + [self.sustained_s or 0.0]):
+            raise ValueError("warmup_s, min_time_s, max_time_s, ci_target, price_per_hour and "
+                             "sustained_s must be finite numbers")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise ValueError("batch_sizes must be a non-empty list of positive integers")
+        for size in self.batch_sizes:
+            _at_most("batch_sizes:", size, MAX_BATCH)
         if self.min_time_s < 0 or self.warmup_s < 0 or self.min_iterations < 1:
             raise ValueError("warmup_s and min_time_s must be >= 0 and min_iterations >= 1")
         if self.max_time_s < self.min_time_s:
             raise ValueError("max_time_s must be >= min_time_s")
+        for name in ("warmup_s", "max_time_s", "sustained_s"):
+            _at_most(name, getattr(self, name) or 0.0, MAX_WINDOW_S, f"{MAX_WINDOW_S:.0f} s")
+        _at_most("min_iterations", self.min_iterations, 1_000_000)
         if not 0 < self.ci_target < 1:
             raise ValueError("ci_target must be in (0, 1), e.g. 0.02 for 2%")
-        if not re.match(r"^[A-Z]{3}$", self.carbon_country):
-            raise ValueError(f"carbon_country {self.carbon_country!r} must be an ISO 3166 alpha-3 code such as 'USA'")
+        problem = country_problem(self.carbon_country)
+        if problem:
+            raise ValueError(problem)
         if self.threads < 0 or self.price_per_hour < 0:
             raise ValueError("threads and price_per_hour must be >= 0")
+        _at_most("threads", self.threads, 4096)
         if self.sustained_s is not None and self.energy and self.sustained_s < 1:
             raise ValueError(f"sustained_s {self.sustained_s} is too short to measure energy over: "
                              "use >= 1 (seconds), or energy = false")

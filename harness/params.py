@@ -2,14 +2,16 @@
 
 Used for suite sections, model-source options, task configs and method params, so the
 same rules apply everywhere: unknown keys are errors with the nearest valid key,
-values must match the field's annotation (an int is accepted for a float), and a
-dataclass may reject values in ``__post_init__`` by raising ``ValueError``.
+values must match the field's annotation (an int is accepted for a float; a float must be
+finite: nan and inf are refused), and a dataclass may reject values in
+``__post_init__`` by raising ``ValueError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -75,14 +77,38 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
     if tp is bool:
         return isinstance(value, bool), value
     if tp is float:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False, value
-        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float's range
+            return False, value
+        return math.isfinite(number), number
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if tp is str:
         return isinstance(value, str), value
     return isinstance(value, tp) if isinstance(tp, type) else True, value
+
+
+def _finite_stand_in(value: Any) -> Any:
+    """``value`` with every non-finite (or float-overflowing) number replaced by 0."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0.0
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2 ** 1023:
+        return 0
+    if isinstance(value, list):
+        return [_finite_stand_in(v) for v in value]
+    return value
+
+
+def _mismatch(value: Any, tp: Any) -> str:
+    """Why ``value`` does not fit ``tp``: "a finite number" where only that is wrong."""
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    stand_in = _finite_stand_in(value)
+    if stand_in != value and _coerce(stand_in, tp)[0]:
+        return f"expected a finite number, got {shown}"
+    return f"expected {_type_name(tp)}, got {shown}"
 
 
 def build(cls: type, table: Any, where: str, problems: list[str]) -> Any | None:
@@ -103,9 +129,7 @@ def build(cls: type, table: Any, where: str, problems: list[str]) -> Any | None:
             continue
         ok, converted = _coerce(value, hints[key])
         if not ok:
-            problems.append(
-                f"{where}.{key}: expected {_type_name(hints[key])}, got {value!r}"
-            )
+            problems.append(f"{where}.{key}: {_mismatch(value, hints[key])}")
             continue
         values[key] = converted
     for name, field in fields.items():

@@ -12,8 +12,7 @@ from harness import __version__
 from harness.machine import installed_version
 from harness.spec import MethodSpec, ModelSpec, RunSpec, StepSpec, TaskSpec
 from harness.suite import Suite
-
-BASELINE_METHOD = "baseline"
+from harness.suite.methods import BASELINE as BASELINE_METHOD  # a reserved method name
 
 
 def run_id_of(fields: dict[str, Any]) -> str:
@@ -37,6 +36,7 @@ def _baseline(plugins: Any) -> MethodSpec:
 
 def build_plan(suite: Suite, plugins: Any) -> list[RunSpec]:
     """models × (baseline + methods) × tasks, in suite order, baseline first."""
+    # load_suite refuses a method named baseline; a Suite made in code may still have one
     methods = [_baseline(plugins)] + [m for m in suite.methods if m.name != BASELINE_METHOD]
     torch_version = installed_version("torch")
     measure = dataclasses.asdict(suite.measure)

@@ -3,7 +3,6 @@ once, on a full disk; rows of the wrong shape; names and errors that look like m
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil

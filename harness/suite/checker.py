@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,9 @@ class Checker:
         return value
 
     def unique(self, names: list[str], key: str) -> None:
-        for name in {n for n in names if names.count(n) > 1}:
-            self.problems.append(f"{key}: name '{name}' is used more than once")
+        for name, count in Counter(names).items():
+            if count > 1:
+                self.problems.append(f"{key}: name '{name}' is used more than once")
 
     def known(self, kind: str, name: str, where: str, what: str) -> bool:
         """Whether a plugin provides ``name``; report it as a problem when none does.

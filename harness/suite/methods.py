@@ -4,10 +4,12 @@ checked against each method's ``Params``; sweeps expand into one method per poin
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.config import MAX_RUNS
 from harness.spec import MethodSpec, StepSpec
 from harness.suite.checker import Checker
 
@@ -27,14 +29,39 @@ class _StepTable:
     params: dict = field(default_factory=dict)
 
 
-def check_methods(checker: Checker, raw: Any) -> list[MethodSpec]:
+BASELINE = "baseline"  # reserved: the plan adds it for every (model, task)
+
+
+def check_methods(checker: Checker, raw: Any, max_runs: int = MAX_RUNS) -> list[MethodSpec]:
+    """The methods, sweeps expanded; a sweep is counted before it is expanded and refused
+    when, with the methods before it, it has over ``max_runs`` points."""
     out: list[MethodSpec] = []
     if raw == []:
         return out  # baseline alone is a valid suite
     for i, table in enumerate(checker.array(raw, "methods")):
-        out += _check_method(checker, table, f"methods[{i}]")
+        where = f"methods[{i}]"
+        methods = _check_method(checker, table, where, _Budget(max_runs, len(out)))
+        listed = isinstance(table, dict) and (table.get("name") or table.get("use")) == BASELINE
+        if listed or any(m.name == BASELINE for m in methods):
+            checker.problems.append(f"{where}.name: '{BASELINE}' is reserved: the baseline runs for every "
+                                    "(model, task) without being listed")
+            methods = [m for m in methods if m.name != BASELINE]
+        out += methods
     checker.unique([m.name for m in out], "methods")
     return out
+
+
+@dataclass
+class _Budget:
+    limit: int
+    used: int  # methods before this entry
+
+    def refuse(self, points: int) -> str | None:
+        if self.used + points <= self.limit:
+            return None
+        before = f" ({self.used} method(s) before it)" if self.used else ""
+        return (f"{points} points is over the limit of {self.limit}{before}; "
+                "narrow the sweep, or raise [suite] max_runs")
 
 
 def _steps(checker: Checker, m: _MethodTable, where: str) -> list[_StepTable] | None:
@@ -50,7 +77,7 @@ def _steps(checker: Checker, m: _MethodTable, where: str) -> list[_StepTable] | 
     return [s for s in steps if s is not None]
 
 
-def _check_method(checker: Checker, table: Any, where: str) -> list[MethodSpec]:
+def _check_method(checker: Checker, table: Any, where: str, budget: _Budget) -> list[MethodSpec]:
     m = checker.build(_MethodTable, table, where)
     if m is None:
         return []
@@ -65,7 +92,7 @@ def _check_method(checker: Checker, table: Any, where: str) -> list[MethodSpec]:
     if not all([checker.known("method", s.use, step_key(j), "method") for j, s in enumerate(steps)]):
         return []
     out = []
-    for name, variant in _expand(checker, m, steps, where):
+    for name, variant in _expand(checker, m, steps, where, budget):
         resolved = []
         for j, step in enumerate(variant):
             key = f"{where}.params" if m.use else f"{where}.steps[{j}].params"
@@ -109,9 +136,9 @@ def _sweep_targets(checker: Checker, m: _MethodTable, n_steps: int, where: str) 
     return targets
 
 
-def _expand(checker: Checker, m: _MethodTable, steps: list[_StepTable],
-            where: str) -> Iterator[tuple[str, list[_StepTable]]]:
-    """(name, steps) for each point of the method's sweep."""
+def _expand(checker: Checker, m: _MethodTable, steps: list[_StepTable], where: str,
+            budget: _Budget) -> Iterator[tuple[str, list[_StepTable]]]:
+    """(name, steps) for each point of the method's sweep (none when it has too many)."""
     if not m.sweep:
         yield m.name, steps
         return
@@ -119,6 +146,10 @@ def _expand(checker: Checker, m: _MethodTable, steps: list[_StepTable],
     if len(targets) != len(m.sweep):
         return
     keys = list(targets)
+    refused = budget.refuse(math.prod(len(m.sweep[k]) for k in keys))
+    if refused:
+        checker.problems.append(f"{where}.sweep: {refused}")
+        return
     for combo in itertools.product(*(m.sweep[k] for k in keys)):
         variant = [_StepTable(s.use, dict(s.params)) for s in steps]
         name = m.name

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.config import NAME_RE
+from harness.config import name_problem
 from harness.spec import ModelSpec
 from harness.suite.checker import Checker
 
@@ -26,8 +26,9 @@ def check_models(checker: Checker, raw: Any) -> list[ModelSpec]:
         m = checker.build(_ModelTable, table, where)
         if m is None:
             continue
-        if not NAME_RE.match(m.name):
-            checker.problems.append(f"{where}.name: {m.name!r} must be letters, digits, '.', '_' or '-'")
+        problem = name_problem(m.name)
+        if problem:
+            checker.problems.append(f"{where}.name: {m.name!r} {problem}")
         if not checker.known("source", m.source, f"{where}.source", "model source"):
             continue
         source = checker.plugins.lookup("source", m.source)()

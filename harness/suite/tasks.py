@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-from harness.config import NAME_RE
+from harness.config import name_problem
 from harness.params import nearest
 from harness.spec import TaskSpec
 from harness.suite.checker import Checker
@@ -29,8 +29,11 @@ def _check_task(checker: Checker, table: Any, where: str, model_names: list[str]
         return None
     rest = dict(table)
     name, kind, models = rest.pop("name", None), rest.pop("kind", None), rest.pop("models", ["*"])
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not name:
         problems.append(f"{where}.name: required, letters, digits, '.', '_' or '-'")
+        return None
+    if name_problem(name):
+        problems.append(f"{where}.name: {name!r} {name_problem(name)}")
         return None
     if not isinstance(kind, str):
         problems.append(f"{where}.kind: required string{nearest('', checker.plugins.names('task'))}")
