@@ -86,6 +86,26 @@ def prepare_models(runs: list[RunSpec], out: Any) -> None:
     out.print(f"[dim]{len(seen)} model(s) ready in {time.monotonic() - t0:.1f}s[/]")
 
 
+def measure_idle_power(runs: list[RunSpec], out: Any) -> None:
+    """Measure the machine's idle power once per (device, country) of the runs that meter
+    energy, in a child process that loads nothing; each run subtracts it for its energy
+    above idle. A failure leaves that figure absent with the reason, nothing more."""
+    measured: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for run in (r for r in runs if r.measure.energy):
+        key = (run.device, run.measure.carbon_country)
+        if key not in measured:
+            proc = subprocess.run([sys.executable, "-m", "harness.measure.idle", *key],
+                                  capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            try:
+                measured[key] = json.loads(proc.stdout.strip().splitlines()[-1])
+                out.print(f"[dim]idle power on {escape(key[0])}: measured over {measured[key]['seconds']:.1f} s[/]")
+            except (ValueError, IndexError):
+                measured[key] = None
+                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                out.print(f"[yellow]measuring idle power failed[/] ({escape(tail)}); energy above idle will be absent")
+        run.idle = measured[key]
+
+
 def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) -> list[RunResult]:
     """Run what is pending; return this invocation's results."""
     executor = make_executor(plugins, opts.executor, opts.jobs)
@@ -97,6 +117,7 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
         if not todo:
             return []
         prepare_models(todo, out)
+        measure_idle_power(todo, out)
         return _execute(todo, plugins, executor, store, opts, out)
 
 

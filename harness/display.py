@@ -45,13 +45,15 @@ SCREEN = [
     ("latency_ms_p99", "p99 ms", ".3g"), ("throughput_sps", "samples/s", ".4g"),
     ("speedup", "speedup", ".2f"), ("size_mb", "size MB", ".3g"), ("size_ratio", "size ×", ".2f"),
     ("params", "params", ",.0f"), ("sparsity", "sparsity", ".3f"), ("peak_mem_mb", "peak MB", ".4g"),
-    ("energy_j_per_1k", "J/1k", ".3g"), ("co2_g_per_1k", "gCO2e/1k", ".3g"),
+    ("energy_j_per_1k", "J/1k", ".3g"), ("dynamic_energy_j_per_1k", "J/1k >idle", ".3g"),
+    ("co2_g_per_1k", "gCO2e/1k", ".3g"),
     ("cost_usd_per_1m", "$/1M", ".3g"), ("compress_s", "compress s", ".3g"),
     ("holds_accuracy", "holds", ""),
     ("ttft_ms", "TTFT ms", ".3g"), ("decode_tokens_per_s", "decode tok/s", ".4g"),
     ("perplexity", "ppl", ".4g"), ("bits_per_byte", "bpb", ".3g"),
     ("top1_agreement", "top-1 agr", ".3f"), ("kl_div_mean", "KL", ".3g"),
 ]
+ESTIMABLE = {"energy_j_per_1k", "dynamic_energy_j_per_1k", "co2_g_per_1k", "cost_usd_per_1m"}
 TIMED = {"latency_ms_p50", "latency_ms_p99", "throughput_sps", "speedup"}
 # Shown only when some row has them (task-specific figures).
 OPTIONAL = {"break_even_inferences", "ttft_ms", "decode_tokens_per_s", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean"}
@@ -74,7 +76,7 @@ def leaderboard_table(frame: Any, title: str) -> Table:
                 text = escape(fmt(value, spec) if spec else fmt(value))
             if column == "status":
                 text = f"[{STATUS_STYLE.get(value, 'white')}]{text}[/]"
-            if column in ("energy_j_per_1k", "co2_g_per_1k", "cost_usd_per_1m") and text and column in str(record.get("estimated")):
+            if column in ESTIMABLE and text and column in str(record.get("estimated")).split(","):
                 text += "*"
             if column in TIMED and text and record.get("timing_caveat"):
                 text += "~" if record["timing_caveat"] == "noisy" else "!"

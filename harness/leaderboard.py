@@ -7,13 +7,14 @@ from harness.result import RunResult
 COLUMNS = [
     "model", "task", "method", "status", "accuracy", "accuracy_stderr", "accuracy_ratio",
     "latency_ms_p50", "latency_ms_p99", "throughput_sps", "speedup", "size_mb", "size_ratio",
-    "params", "sparsity", "peak_mem_mb", "energy_j_per_1k", "co2_g_per_1k", "cost_usd_per_1m",
-    "compress_s", "holds_accuracy", "ttft_ms", "decode_tokens_per_s",
+    "params", "sparsity", "peak_mem_mb", "energy_j_per_1k", "dynamic_energy_j_per_1k", "co2_g_per_1k",
+    "cost_usd_per_1m", "compress_s", "holds_accuracy", "ttft_ms", "decode_tokens_per_s",
 ]
 # Figures copied from a row's metrics as they are (absent stays empty, never 0).
 METRIC_COLUMNS = [
     "accuracy", "accuracy_stderr", "latency_ms_p50", "latency_ms_p99", "throughput_sps",
-    "size_mb", "params", "sparsity", "peak_mem_mb", "energy_j_per_1k", "co2_g_per_1k",
+    "size_mb", "params", "sparsity", "peak_mem_mb", "energy_j_per_1k", "dynamic_energy_j_per_1k",
+    "cpu_energy_j_per_1k", "ram_energy_j_per_1k", "gpu_energy_j_per_1k", "co2_g_per_1k",
     "cost_usd_per_1m", "compress_s", "ttft_ms", "decode_tokens_per_s",
     "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean",
     "compress_energy_j", "sustained_throughput_sps",

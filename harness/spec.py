@@ -100,6 +100,8 @@ class RunSpec:
     accuracy_gate: float = 0.99  # for leaderboards; not part of the run's identity
     suite_models: dict[str, ModelSpec] = field(default_factory=dict)  # for ctx.load_model
     threads: int = 0  # set by the executor when runs share the CPU
+    concurrent: int = 1  # runs sharing this machine at once (set by the executor): RAM energy is split
+    idle: dict[str, Any] | None = None  # the machine's idle power (IdlePower), measured by the driver
 
     @property
     def label(self) -> str:
@@ -113,7 +115,7 @@ class RunSpec:
             "seed": self.seed, "device": self.device, "timeout_s": self.timeout_s,
             "versions": self.versions, "accuracy_gate": self.accuracy_gate,
             "suite_models": {name: m.to_dict() for name, m in self.suite_models.items()},
-            "threads": self.threads,
+            "threads": self.threads, "concurrent": self.concurrent, "idle": self.idle,
         }
 
     @classmethod
@@ -128,5 +130,5 @@ class RunSpec:
             timeout_s=data["timeout_s"], versions=data["versions"],
             accuracy_gate=data.get("accuracy_gate", 0.99),
             suite_models={n: ModelSpec.from_dict(m, schema_of) for n, m in data.get("suite_models", {}).items()},
-            threads=data.get("threads", 0),
+            threads=data.get("threads", 0), concurrent=data.get("concurrent", 1), idle=data.get("idle"),
         )

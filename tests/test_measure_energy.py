@@ -9,7 +9,9 @@ import pytest
 
 from harness.measure.carbon import HostEnergy
 from harness.measure.energy import (
+    EnergyContext,
     EnergyReading,
+    IdlePower,
     break_even_inferences,
     compression_figures,
     open_meter,
@@ -100,6 +102,42 @@ def test_gpu_window_total_adds_gpu_and_stays_absent_if_a_part_is_missing():
     f = window_figures(_reading(30.0, missing), inferences=3000, batch_size=64)
     assert "energy_j_per_1k" not in f.metrics and "co2_g_per_1k" not in f.metrics
     assert f.provenance["energy_j_per_1k"] == f"absent: {missing.provenance[8:]}"
+
+
+def _host_reading(cpu_j: float, ram_j: float, seconds: float) -> EnergyReading:
+    host = HostEnergy(cpu_j, ram_j, seconds, "estimated: cpu and ram", 400.0, "estimated: grid average for USA",
+                      "estimated: cpu load × TDP", "estimated: DIMM heuristic")
+    return EnergyReading(seconds, host, "", None, "no GPU")
+
+
+def test_each_joule_is_named_ram_is_shared_and_idle_is_subtracted():
+    reading = _host_reading(cpu_j=12.0, ram_j=30.0, seconds=3.0)  # 4 W CPU, 10 W RAM
+    idle = IdlePower(cpu_w=0.0, ram_w=10.0, gpu_w=None, seconds=2.0, provenance="estimated: idle power")
+    alone = window_figures(reading, inferences=1000, batch_size=64, context=EnergyContext(idle=idle))
+    assert alone.metrics["cpu_energy_j_per_1k"] == pytest.approx(12.0)
+    assert alone.metrics["ram_energy_j_per_1k"] == pytest.approx(30.0)
+    assert alone.metrics["energy_j_per_1k"] == pytest.approx(42.0)
+    assert alone.metrics["dynamic_energy_j_per_1k"] == pytest.approx(12.0)  # RAM's floor is idle
+    assert "minus idle power 10.00 W × 3.0 s" in alone.provenance["dynamic_energy_j_per_1k"]
+    assert alone.provenance["cpu_energy_j_per_1k"].startswith("estimated: cpu load × TDP")
+    assert alone.provenance["ram_energy_j_per_1k"].startswith("estimated: DIMM heuristic")
+    # two runs at once on this machine: each is charged half of its RAM, once in all
+    shared = window_figures(reading, 1000, 64, EnergyContext(ram_share=2, idle=idle, busy="; machine busy (load 3)"))
+    assert shared.metrics["ram_energy_j_per_1k"] == pytest.approx(15.0)
+    assert "2 runs ran at once" in shared.provenance["ram_energy_j_per_1k"]
+    assert shared.metrics["dynamic_energy_j_per_1k"] == pytest.approx(12.0)
+    assert "machine busy" in shared.provenance["energy_j_per_1k"]
+    assert shared.metrics["co2_g_per_1k"] == pytest.approx(27.0 / 3.6e6 * 400)  # carbon follows the total
+    no_idle = window_figures(reading, 1000, 64)
+    assert "dynamic_energy_j_per_1k" not in no_idle.metrics
+    assert no_idle.provenance["dynamic_energy_j_per_1k"].startswith("absent: no idle measurement")
+
+
+def test_a_window_below_the_meters_resolution_is_absent_not_noise():
+    f = compression_figures(_host_reading(cpu_j=0.0, ram_j=0.1, seconds=0.01))
+    assert "compress_energy_j" not in f.metrics
+    assert f.provenance["compress_energy_j"].startswith("absent: below the meter's resolution (a 0.010 s window")
+    assert "compress_co2_g" not in f.metrics
 
 
 def test_compression_figures_and_break_even():

@@ -18,6 +18,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from harness.measure.figures import combine
+
 COUNTER_MODES = {"intel_rapl", "intel_power_gadget", "windows_emi", "apple_powermetrics"}
 J_PER_KWH = 3.6e6
 
@@ -39,6 +41,9 @@ class HostEnergy:
     provenance: str  # for cpu_j + ram_j together
     intensity_g_per_kwh: float | None
     intensity_provenance: str
+    cpu_provenance: str = ""  # each part on its own (default: the joint provenance)
+    ram_provenance: str = ""
+    ram_power_w: float | None = None  # the RAM model's power for the whole machine
 
     @property
     def joules(self) -> float | None:
@@ -90,7 +95,7 @@ class HostEnergyMeter:
         if data is None:  # ... and then has no data
             raise RuntimeError("the tracker stopped without data (see codecarbon's log)")
         cpu_j, ram_j = data.cpu_energy * J_PER_KWH, data.ram_energy * J_PER_KWH
-        provenance = describe(tracker)
+        cpu_how, ram_how = describe(tracker)
         consumed = data.energy_consumed
         if consumed and consumed > 0:
             intensity = data.emissions * 1000 / consumed
@@ -98,7 +103,9 @@ class HostEnergyMeter:
                              f"{data.country_iso_code or self.country} (offline data), {intensity:.0f} gCO2e/kWh")
         else:
             intensity, intensity_how = None, "absent: codecarbon recorded no energy to derive it from"
-        return HostEnergy(cpu_j, ram_j, float(data.duration), provenance, intensity, intensity_how)
+        ram_w = ram_j / float(data.duration) if data.duration else None
+        return HostEnergy(cpu_j, ram_j, float(data.duration), combine([cpu_how, ram_how]), intensity, intensity_how,
+                          cpu_how, ram_how, ram_w)
 
 
 def settle(tracker: Any) -> None:
@@ -123,15 +130,15 @@ def settle(tracker: Any) -> None:
     tracker._measure_power_and_energy()
 
 
-def describe(tracker: Any) -> str:
-    """Provenance of codecarbon's CPU + RAM energy, from how it set itself up."""
+def describe(tracker: Any) -> tuple[str, str]:
+    """Provenance of codecarbon's CPU energy and of its RAM energy, from how it set itself up."""
     cpu = next((h for h in tracker._hardware if type(h).__name__ == "CPU"), None)
     mode = getattr(cpu, "_mode", None)
-    ram_why = "RAM power from codecarbon's DIMM heuristic for the process's memory"
+    ram_how = "estimated: codecarbon's DIMM-count heuristic for RAM power (not measured on any machine)"
     if mode in COUNTER_MODES:
-        return f"estimated: CPU from {mode} energy counters (process share by CPU time); {ram_why}"
+        return f"estimated: CPU from {mode} energy counters (process share by CPU time)", ram_how
     if cpu is None:
-        return f"estimated: codecarbon found no CPU to track; {ram_why}"
+        return "estimated: codecarbon found no CPU to track", ram_how
     unknown = next((w for w in _setup_warnings if "don't know it" in w), None)
     tdp = getattr(cpu, "_tdp", None)
     if unknown:
@@ -140,5 +147,5 @@ def describe(tracker: Any) -> str:
         cpu_why = f"no TDP found, codecarbon's generic constant {tdp} W"
     else:
         cpu_why = f"TDP {tdp} W from codecarbon's table"
-    how = "this process's CPU load × TDP" if mode == "cpu_load" else f"codecarbon {mode} mode"
-    return f"estimated: no CPU energy counters readable (no RAPL); {how}; {cpu_why}; {ram_why}"
+    how = "this process's CPU time / cores × TDP" if mode == "cpu_load" else f"codecarbon {mode} mode"
+    return f"estimated: no CPU energy counters readable (no RAPL); {how}; {cpu_why}", ram_how

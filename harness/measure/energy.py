@@ -27,14 +27,7 @@ class EnergyReading:
 
     def total(self) -> tuple[float | None, str]:
         """(joules, provenance) of CPU + RAM (+ GPU on CUDA); absent if a part is."""
-        parts: list[tuple[float | None, str]] = [
-            (self.host.joules, self.host.provenance) if self.host else (None, f"absent: {self.host_absent}")]
-        if self.gpu is not None:
-            parts.append((self.gpu.joules, self.gpu.provenance))
-        missing = [p.removeprefix("absent: ") for j, p in parts if j is None]
-        if missing:
-            return None, "absent: " + "; ".join(missing)
-        return sum(j for j, _ in parts if j is not None), combine([p for _, p in parts])
+        return _total(_parts(self, EnergyContext()))
 
 
 class EnergyMeter:
@@ -97,30 +90,112 @@ def open_meter(device: str, country: str, nvml: Any = None) -> EnergyMeter:
     return EnergyMeter(device, host, host_absent, gpu, gpu_absent, sync)
 
 
-def window_figures(reading: EnergyReading, inferences: int, batch_size: int) -> Figures:
-    """Per-inference energy and CO2e from a sustained window of ``inferences``."""
+HOST_RESOLUTION_S = 1.0  # codecarbon samples CPU load each second, from CPU time in 10 ms ticks
+GPU_RESOLUTION_S = 0.1  # NVML's energy counter refreshes every 20-100 ms
+
+
+@dataclass
+class IdlePower:
+    """This machine's power while nothing runs, measured once per suite (``measure/idle.py``):
+    what a window would have cost anyway. CPU is this process's share (≈0 when idle)."""
+
+    cpu_w: float | None
+    ram_w: float | None
+    gpu_w: float | None
+    seconds: float
+    provenance: str
+
+    def total_w(self, ram_share: int, gpu: bool) -> float | None:
+        parts = [self.cpu_w, None if self.ram_w is None else self.ram_w / ram_share] + ([self.gpu_w] if gpu else [])
+        return None if any(p is None for p in parts) else sum(parts)
+
+
+@dataclass
+class EnergyContext:
+    """How a window's energy is attributed: RAM shared by the runs that ran at once on the
+    machine, the idle power to subtract, and a note when the machine was busy."""
+
+    ram_share: int = 1
+    idle: IdlePower | None = None
+    busy: str = ""
+
+
+def energy_context(concurrent: int, idle: dict[str, Any] | None) -> EnergyContext:
+    """The context of a run: ``concurrent`` runs on the machine, the suite's idle power."""
+    return EnergyContext(ram_share=max(1, concurrent), idle=IdlePower(**idle) if idle else None)
+
+
+def _parts(reading: EnergyReading, context: EnergyContext) -> dict[str, tuple[float | None, str]]:
+    """(joules, provenance) of each part of a window: cpu, ram (this run's share), gpu."""
+    host = reading.host
+    if host is not None and reading.seconds < HOST_RESOLUTION_S:
+        host, host_absent = None, (f"below the meter's resolution (a {reading.seconds:.3f} s window; codecarbon "
+                                   f"samples CPU load every {HOST_RESOLUTION_S:g} s from CPU time in 10 ms ticks)")
+    else:
+        host_absent = reading.host_absent
+    parts: dict[str, tuple[float | None, str]] = {}
+    if host is None or host.cpu_j is None or host.ram_j is None:
+        parts["cpu"] = parts["ram"] = (None, f"absent: {host_absent}")
+    else:
+        parts["cpu"] = (host.cpu_j, host.cpu_provenance or host.provenance)
+        shared = f"; 1/{context.ram_share} of the machine's RAM power: {context.ram_share} runs ran at once" \
+            if context.ram_share > 1 else ""
+        parts["ram"] = (host.ram_j / context.ram_share, (host.ram_provenance or host.provenance) + shared)
+    if reading.gpu is not None:
+        joules, how = reading.gpu.joules, reading.gpu.provenance
+        if joules is not None and reading.seconds < GPU_RESOLUTION_S:
+            joules, how = None, f"absent: below the GPU counter's resolution (a {reading.seconds:.3f} s window)"
+        parts["gpu"] = (joules, how)
+    return parts
+
+
+def _total(parts: dict[str, tuple[float | None, str]]) -> tuple[float | None, str]:
+    missing = [how.removeprefix("absent: ") for joules, how in parts.values() if joules is None]
+    if missing:
+        return None, "absent: " + "; ".join(dict.fromkeys(missing))
+    return sum(j for j, _ in parts.values()), combine([how for _, how in parts.values()])
+
+
+def window_figures(reading: EnergyReading, inferences: int, batch_size: int,
+                   context: EnergyContext | None = None) -> Figures:
+    """Per-inference energy (by part, total, above idle) and CO2e from a sustained window."""
+    context = context or EnergyContext()
     f = Figures()
     per_1k = 1000 / inferences
-    window = f"over a {reading.seconds:.1f} s sustained window of {inferences} inferences at batch {batch_size}"
-    if reading.host is not None and reading.host.joules is not None:
-        f.put("cpu_energy_j_per_1k", reading.host.joules * per_1k, f"{reading.host.provenance}; {window}")
-    else:
-        f.absent("cpu_energy_j_per_1k", reading.host_absent)
-    if reading.gpu is not None and reading.gpu.joules is not None:
-        f.put("gpu_energy_j_per_1k", reading.gpu.joules * per_1k, f"{reading.gpu.provenance}; {window}")
-    else:
-        f.absent("gpu_energy_j_per_1k", reading.gpu.provenance.removeprefix("absent: ") if reading.gpu else "no GPU")
-    joules, how = reading.total()
-    if joules is None:
-        f.absent("energy_j_per_1k", how.removeprefix("absent: "))
-    else:
-        f.put("energy_j_per_1k", joules * per_1k, f"{how}; {window}")
-    co2, co2_how = co2_grams(joules, reading, how)
-    if co2 is None:
-        f.absent("co2_g_per_1k", co2_how)
-    else:
-        f.put("co2_g_per_1k", co2 * per_1k, co2_how)
+    window = (f"over a {reading.seconds:.1f} s sustained window of {inferences} inferences at batch "
+              f"{batch_size}{context.busy}")
+    parts = _parts(reading, context)
+    for part in ("cpu", "ram", "gpu"):
+        joules, how = parts.get(part, (None, "absent: no GPU"))
+        _put(f, f"{part}_energy_j_per_1k", joules, how, per_1k, window)
+    joules, how = _total(parts)
+    _put(f, "energy_j_per_1k", joules, how, per_1k, window)
+    _put(f, "dynamic_energy_j_per_1k", *_dynamic(joules, how, reading, context), per_1k, window)
+    _put(f, "co2_g_per_1k", *co2_grams(joules, reading, how), per_1k)
     return f
+
+
+def _put(f: Figures, key: str, value: float | None, how: str, scale: float = 1.0, window: str = "") -> None:
+    """``value × scale`` under ``how`` (+ the window it was measured over), or absent with why."""
+    if value is None:
+        f.absent(key, how.removeprefix("absent: "))
+    else:
+        f.put(key, value * scale, f"{how}; {window}" if window else how)
+
+
+def _dynamic(joules: float | None, how: str, reading: EnergyReading,
+             context: EnergyContext) -> tuple[float | None, str]:
+    """Energy above what the idle machine draws over the same seconds."""
+    if joules is None:
+        return None, how
+    if context.idle is None:
+        return None, "absent: no idle measurement (it runs once per suite, before the runs)"
+    idle_w = context.idle.total_w(context.ram_share, reading.gpu is not None)
+    if idle_w is None:
+        return None, f"absent: the idle measurement lacks a part ({context.idle.provenance})"
+    why = combine([how, context.idle.provenance]).split(": ", 1)
+    return joules - idle_w * reading.seconds, (f"{why[0]}: total minus idle power {idle_w:.2f} W × "
+                                               f"{reading.seconds:.1f} s; {why[1]}")
 
 
 def co2_grams(joules: float | None, reading: EnergyReading, energy_how: str) -> tuple[float | None, str]:
@@ -134,23 +209,17 @@ def co2_grams(joules: float | None, reading: EnergyReading, energy_how: str) -> 
     return joules / J_PER_KWH * host.intensity_g_per_kwh, f"estimated: {why}"
 
 
-def compression_figures(reading: EnergyReading | None, absent_why: str = "") -> Figures:
+def compression_figures(reading: EnergyReading | None, absent_why: str = "",
+                        context: EnergyContext | None = None) -> Figures:
     """The energy and CO2e the compression steps cost (all steps together)."""
     f = Figures()
     if reading is None:
         f.absent("compress_energy_j", absent_why)
         f.absent("compress_co2_g", absent_why)
         return f
-    joules, how = reading.total()
-    if joules is None:
-        f.absent("compress_energy_j", how.removeprefix("absent: "))
-    else:
-        f.put("compress_energy_j", joules, f"{how}; over the {reading.seconds:.1f} s of the method steps")
-    co2, co2_how = co2_grams(joules, reading, how)
-    if co2 is None:
-        f.absent("compress_co2_g", co2_how)
-    else:
-        f.put("compress_co2_g", co2, co2_how)
+    joules, how = _total(_parts(reading, context or EnergyContext()))
+    _put(f, "compress_energy_j", joules, how, window=f"over the {reading.seconds:.2f} s of the method steps")
+    _put(f, "compress_co2_g", *co2_grams(joules, reading, how))
     return f
 
 

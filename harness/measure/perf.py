@@ -6,6 +6,7 @@ Every figure comes with its provenance (see :mod:`harness.measure.figures`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -14,7 +15,7 @@ from typing import Any
 from harness.config import MeasureConfig
 from harness.machine import usable_cores
 from harness.measure import memory, model_stats
-from harness.measure.energy import EnergyMeter, EnergyReading, window_figures
+from harness.measure.energy import EnergyContext, EnergyMeter, EnergyReading, window_figures
 from harness.measure.figures import Figures
 from harness.measure.gpu_memory import GpuMemoryWatch, peak_mem_figure
 from harness.measure.latency import time_forward
@@ -91,11 +92,12 @@ def sustained_window(model: Any, example: Any, seconds: float, device: str,
 
 
 POLICY_KEYS = ("warmup_s", "min_time_s", "min_iterations", "max_time_s", "ci_target")
-ENERGY_KEYS = ("energy_j_per_1k", "cpu_energy_j_per_1k", "gpu_energy_j_per_1k", "co2_g_per_1k")
+ENERGY_KEYS = ("energy_j_per_1k", "dynamic_energy_j_per_1k", "cpu_energy_j_per_1k", "ram_energy_j_per_1k",
+               "gpu_energy_j_per_1k", "co2_g_per_1k")
 
 
 def measure_model(model: Any, task: Any, config: MeasureConfig, device: str,
-                  meter: EnergyMeter | None = None) -> Figures:
+                  meter: EnergyMeter | None = None, energy: EnergyContext | None = None) -> Figures:
     """Size, latency, throughput, energy, cost and memory of ``model``; ``config`` is the
     suite's ``[measure]`` table and ``meter`` the run's energy meter (None: energy absent)."""
     f = static_figures(model)
@@ -113,7 +115,8 @@ def measure_model(model: Any, task: Any, config: MeasureConfig, device: str,
     busy = f"; machine busy (load average {load:.1f} on {cores} cores): calls may wait for a CPU" \
         if load > cores else ""
     f.update(latency_figures(latency, busy))
-    sps, basis = sustained_figures(f, model, examples[batch_sizes[-1]], batch_sizes[-1], config, device, meter)
+    energy = dataclasses.replace(energy or EnergyContext(), busy=busy)
+    sps, basis = sustained_figures(f, model, examples[batch_sizes[-1]], batch_sizes[-1], config, device, meter, energy)
     if config.price_per_hour <= 0:
         f.absent("cost_usd_per_1m", "measure.price_per_hour is 0: set the hardware's USD per hour for a cost")
     else:
@@ -151,7 +154,7 @@ def latency_figures(latency: dict[str, dict[str, Any]], busy: str) -> Figures:
 
 
 def sustained_figures(f: Figures, model: Any, example: Any, batch_size: int, config: MeasureConfig,
-                      device: str, meter: EnergyMeter | None) -> tuple[float, str]:
+                      device: str, meter: EnergyMeter | None, energy: EnergyContext) -> tuple[float, str]:
     """Add the sustained window's throughput and energy to ``f``; return (samples/s, what
     it is based on) for the cost figure."""
     seconds = sustained_seconds(config)
@@ -165,7 +168,7 @@ def sustained_figures(f: Figures, model: Any, example: Any, batch_size: int, con
     f.measured("sustained_throughput_sps", sps, f"{calls} back-to-back calls at batch {batch_size} over "
                                                 f"{elapsed:.2f} s (synchronized at both ends)")
     if reading is not None:
-        f.update(window_figures(reading, calls * batch_size, batch_size))
+        f.update(window_figures(reading, calls * batch_size, batch_size, energy))
     else:
         for key in ENERGY_KEYS:
             f.absent(key, "measure.energy = false" if not config.energy else "no energy meter was given")

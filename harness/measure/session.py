@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from harness.config import MeasureConfig
+from harness.measure.energy import EnergyContext
 from harness.measure.figures import Figures
 
 
 class MeasurementSession:
-    def __init__(self, device: str, config: MeasureConfig):
+    def __init__(self, device: str, config: MeasureConfig, energy: EnergyContext | None = None):
         self.device, self.config = device, config
+        self.energy = energy or EnergyContext()
         self.figures = Figures()
         self.meter: Any = None
 
@@ -37,22 +39,24 @@ class MeasurementSession:
         self.meter = None
 
     @contextmanager
-    def compression(self, n_steps: int) -> Iterator[None]:
-        """Meter the method steps together (their checks and params are negligible)."""
+    def compression(self, n_steps: int, changes_nothing: bool = False) -> Iterator[None]:
+        """Meter the method steps together (their checks and params are negligible).
+        Steps that change nothing (the baseline) cost 0 by definition, not the meter's noise."""
         from harness.measure.energy import compression_figures
 
         if self.meter is None:
             yield
             self.figures.update(compression_figures(None, "measure.energy = false"))
             return
-        if n_steps == 0:
+        if n_steps == 0 or changes_nothing:
             yield
+            why = "no compression steps" if n_steps == 0 else "the baseline changes nothing: 0 by definition"
             for key in ("compress_energy_j", "compress_co2_g"):
-                self.figures.measured(key, 0.0, "no compression steps")
+                self.figures.measured(key, 0.0, why)
             return
         self.meter.start()
         yield
-        self.figures.update(compression_figures(self.meter.stop()))
+        self.figures.update(compression_figures(self.meter.stop(), context=self.energy))
 
     def add_compress_time(self, seconds: float) -> None:
         self.figures.measured("compress_s", seconds,
@@ -66,6 +70,6 @@ class MeasurementSession:
         """Size, latency, throughput, energy, cost and memory, then the task's own figures."""
         from harness.measure.perf import measure_model
 
-        self.figures.update(measure_model(model, task, self.config, self.device, self.meter))
+        self.figures.update(measure_model(model, task, self.config, self.device, self.meter, self.energy))
         metrics, provenance = task.extra_measurements(model, self.config)
         self.figures.update(Figures(dict(metrics), dict(provenance)))
