@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from harness.errors import UsageError
 from harness.params import nearest
 from harness.plan import build_plan, select
 from harness.plugins import PluginSet
+from harness.process import python_command
 from harness.result import RunResult
 from harness.results import finished_ids, read_results, results_file
 from harness.results_store import ResultsStore
@@ -73,7 +73,7 @@ def prepare_models(runs: list[RunSpec], out: Any) -> None:
     t0 = time.monotonic()
     for model, suite_dir in seen.values():
         # Popen, not run: the source's progress lines ("prepare: ...") show as they come.
-        proc = subprocess.Popen([sys.executable, "-m", "harness.worker", "--prepare", json.dumps(model), suite_dir],
+        proc = subprocess.Popen(python_command("harness.worker", "--prepare", json.dumps(model), suite_dir),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         tail: list[str] = []
         for line in proc.stderr:
@@ -94,7 +94,7 @@ def measure_idle_power(runs: list[RunSpec], out: Any) -> None:
     for run in (r for r in runs if r.measure.energy):
         key = (run.device, run.measure.carbon_country)
         if key not in measured:
-            proc = subprocess.run([sys.executable, "-m", "harness.measure.idle", *key],
+            proc = subprocess.run(python_command("harness.measure.idle", *key),
                                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
             try:
                 measured[key] = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -3,29 +3,39 @@
 A worker that raises writes a ``failed`` result itself; one that dies (segfault, abort,
 out-of-memory kill) or overstays the suite's ``timeout_s`` gets its result made here,
 with the tail of its output. Only the caller's ``on_result`` stores results.
+
+However a run ends, its processes end with it: the worker's process group, and daemons
+that left it (see :mod:`harness.process`). Its log keeps the head and the tail of its
+output (``LOG_CAP_BYTES``), and its temp dir lives under a per-user parent where the next
+run removes what a driver killed with -9 left.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from harness.api import Executor
 from harness.machine import usable_cores
+from harness.process import ProcessTree, python_command, run_dir, runs_root
 from harness.result import RunResult
 from harness.spec import RunSpec
 
 TAIL_LINES = 30
+LOG_CAP_BYTES = 2 << 20  # a run's log: the first and the last MiB of its output; $HARNESS_LOG_CAP_BYTES
+SCAN_EVERY_S = 0.5  # how often the worker's process tree is recorded
+DRAIN_S = 2.0  # once the worker has ended, how long its last output may take to arrive
 
 
 def _tail(path: Path, lines: int = TAIL_LINES) -> str:
@@ -45,6 +55,108 @@ def _death(returncode: int) -> str:
     return f"worker exited with code {returncode} without writing a result"
 
 
+def log_cap() -> int:
+    try:
+        return max(0, int(os.environ.get("HARNESS_LOG_CAP_BYTES", LOG_CAP_BYTES)))
+    except ValueError:
+        return LOG_CAP_BYTES
+
+
+class CappedLog:
+    """A log file that keeps the first and the last ``cap // 2`` bytes written to it, with a
+    line saying how many bytes were cut between them. The head is written as it comes."""
+
+    def __init__(self, path: Path, cap: int = LOG_CAP_BYTES):
+        self.file = open(path, "wb", buffering=0)
+        self.head_left, self.tail_cap = cap - cap // 2, cap // 2
+        self.tail, self.cut, self.last = bytearray(), 0, b"\n"
+
+    def write(self, data: bytes) -> None:
+        if self.head_left:
+            head = data[: self.head_left]
+            self.file.write(head)
+            self.head_left -= len(head)
+            self.last, data = head[-1:] or self.last, data[len(head):]
+        self.tail += data
+        if len(self.tail) > self.tail_cap:
+            self.cut += len(self.tail) - self.tail_cap
+            del self.tail[: len(self.tail) - self.tail_cap]  # cheap: a bytearray's start moves
+
+    def close(self) -> None:
+        if self.cut:
+            self.file.write((b"" if self.last == b"\n" else b"\n") + f"[... {self.cut} bytes cut ...]\n".encode())
+        self.file.write(self.tail)
+        self.file.close()
+
+    def __enter__(self) -> CappedLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Output:
+    """The worker's stdout and stderr (one pipe), copied into a :class:`CappedLog`."""
+
+    def __init__(self, pipe: IO[bytes], log: CappedLog):
+        self.fd, self.log, self.open = pipe.fileno(), log, True
+        self.poller = select.poll()  # not select.select: that fails on descriptors past 1023
+        self.poller.register(self.fd, select.POLLIN)
+
+    def pump(self, wait_s: float) -> None:
+        """Copy what has come, waiting at most ``wait_s`` for something to."""
+        if not self.open:
+            time.sleep(wait_s)
+        elif self.poller.poll(wait_s * 1000):  # data, or the end (POLLHUP)
+            data = os.read(self.fd, 1 << 16)
+            self.log.write(data)
+            self.open = bool(data)
+
+    def drain(self, limit_s: float) -> None:
+        end = time.monotonic() + limit_s
+        while self.open and time.monotonic() < end:
+            self.pump(0.05)
+
+
+def _exited(proc: subprocess.Popen) -> bool:
+    """Whether the worker has ended, without reaping it: until it is reaped its pid stays
+    its process group's id, so killing that group cannot hit a stranger."""
+    if hasattr(os, "waitid"):
+        try:
+            return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+    return proc.poll() is not None
+
+
+def _supervise(cmd: list[str], env: dict[str, str], log: CappedLog, deadline: float,
+               stop: threading.Event | None) -> tuple[int, str]:
+    """Run the worker to its end and end all its processes; (exit status, "" or "timeout"
+    or "interrupted")."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, start_new_session=True)  # its own process group: ended whole
+    assert proc.stdout is not None
+    out, tree, why, next_scan = _Output(proc.stdout, log), ProcessTree(proc.pid), "", 0.0
+    try:
+        while not _exited(proc):
+            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                why = "timeout" if time.monotonic() > deadline else "interrupted"
+                break
+            if time.monotonic() >= next_scan:
+                tree.scan()
+                next_scan = time.monotonic() + SCAN_EVERY_S
+            out.pump(0.05)
+    finally:  # ok, failed, died, timed out, interrupted, or an error in this thread
+        tree.scan()  # the worker's tree as it is now, if the worker still runs
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the worker and what stayed in its group
+        tree.kill()  # what left the group (setsid) before the worker could end it
+        proc.wait()
+        out.drain(DRAIN_S)
+        proc.stdout.close()
+    return proc.returncode, why
+
+
 INTERRUPTED = "interrupted by the user"
 
 
@@ -53,39 +165,20 @@ def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | Non
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
-        spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
+    with run_dir(runs_root()) as tmp:
+        spec_path, result_path = tmp / "spec.json", tmp / "result.json"
         spec_path.write_text(json.dumps(spec.to_dict()))
         env = dict(os.environ)
         if spec.threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(spec.threads)
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.worker", str(spec_path), str(result_path)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,  # its own process group: kill it whole
-            )
-            deadline = t0 + spec.timeout_s
-            timed_out = interrupted = False
-            try:
-                while proc.poll() is None:
-                    timed_out = time.monotonic() > deadline
-                    interrupted = stop is not None and stop.is_set()
-                    if timed_out or interrupted:
-                        break
-                    time.sleep(0.05)
-            finally:
-                if proc.poll() is None:  # timeout, interrupt, or an error in this thread
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    proc.wait()
+        with CappedLog(log_path, log_cap()) as log:
+            code, why = _supervise(python_command("harness.worker", str(spec_path), str(result_path)),
+                                   env, log, t0 + spec.timeout_s, stop)
         timing = {"started": started, "duration_s": time.monotonic() - t0}
-        if timed_out:
+        if why == "timeout":
             return RunResult.of(spec, "timeout", f"run exceeded timeout_s = {spec.timeout_s:g} and was killed\n"
                                 f"{_tail(log_path)}", **timing)
-        if interrupted:
+        if why == "interrupted":
             return RunResult.of(spec, "failed", INTERRUPTED, **timing)
         if result_path.exists():
             result = RunResult.from_row(json.loads(result_path.read_text()))
@@ -93,7 +186,7 @@ def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | Non
             if result.status == "failed" and tail:
                 result.error = f"{result.error or ''}\n--- output tail ---\n{tail}"
             return result
-        return RunResult.of(spec, "failed", f"{_death(proc.returncode)}\n{_tail(log_path)}", **timing)
+        return RunResult.of(spec, "failed", f"{_death(code)}\n{_tail(log_path)}", **timing)
 
 
 class LocalExecutor(Executor):
@@ -109,26 +202,31 @@ class LocalExecutor(Executor):
     def run(self, runs: list[RunSpec], log_dir: Path, on_start: Callable[[RunSpec], None],
             on_result: Callable[[RunSpec, RunResult], None]) -> None:
         threads = max(1, usable_cores() // self.jobs) if self.jobs > 1 else 0
+        concurrent = max(1, min(self.jobs, len(runs)))  # runs sharing this machine's RAM
         lock = threading.Lock()
 
         def one(spec: RunSpec) -> None:
             if self.stop.is_set():
                 return
-            spec.threads = threads
+            spec.threads, spec.concurrent = threads, concurrent
             with lock:
                 on_start(spec)
             result = run_in_subprocess(spec, log_dir / f"{spec.run_id}.log", self.stop)
             if self.stop.is_set() and result.error == INTERRUPTED:
                 return  # not a result: it will run next time
             with lock:
-                on_result(spec, result)
+                try:
+                    on_result(spec, result)
+                except BaseException:  # the driver could not store it (results lost): start nothing more
+                    self.stop.set()
+                    raise
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             futures = [pool.submit(one, spec) for spec in runs]
             try:
                 for future in futures:
                     future.result()
-            except KeyboardInterrupt:
+            except BaseException:  # Ctrl-C, or a result the driver could not store
                 self.stop.set()
                 for future in futures:
                     future.cancel()

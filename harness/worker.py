@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import PreparedTask, RunContext, Skip
+from harness.defaults import Baseline
 from harness.plugins import PluginSet, load_plugins
+from harness.process import become_subreaper, end_descendants
 from harness.result import RunResult
 from harness.spec import ModelSpec, RunSpec
 
@@ -53,7 +55,7 @@ def compress(model: Any, spec: RunSpec, plugins: PluginSet, ctx: RunContext,
     if any("teacher" in method.needs for method, _ in methods):
         ctx._teacher = copy.deepcopy(model)
     steps = []
-    with session.compression(len(methods)):
+    with session.compression(len(methods), changes_nothing=all(s.use == Baseline.name for s in spec.steps)):
         for method, step in methods:
             reason = method.check(model, ctx)
             if reason:
@@ -83,13 +85,15 @@ def execute(spec: RunSpec, plugins: PluginSet, work_dir: Path) -> tuple[Any, lis
     """Load, compress, evaluate, measure; return (figures, steps)."""
     import torch
 
+    from harness.measure.energy import energy_context
     from harness.measure.session import MeasurementSession
 
     threads = spec.measure.threads or spec.threads
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(spec.seed)
-    with MeasurementSession(spec.device, spec.measure) as session:
+    energy = energy_context(spec.concurrent, spec.idle)
+    with MeasurementSession(spec.device, spec.measure, energy) as session:
         model, task, ctx = load(spec, plugins, work_dir)
         model, steps = compress(model, spec, plugins, ctx, session)
         session.add_quality(task.evaluate(model), spec.task.kind)  # phase 3: evaluate
@@ -132,7 +136,8 @@ def prepare(model: dict[str, Any], suite_dir: Path) -> None:
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to kill this worker if the driver dies first (no orphaned runs)."""
+    """Ask Linux to kill this worker if the driver dies first (no orphaned runs), and to
+    make this worker the parent of its children's orphans, so that none outlives the run."""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
@@ -141,22 +146,26 @@ def _die_with_parent() -> None:
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+    become_subreaper()
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _die_with_parent()
-    if argv[0] == "--prepare":
-        prepare(json.loads(argv[1]), Path(argv[2]))
+    try:
+        if argv[0] == "--prepare":
+            prepare(json.loads(argv[1]), Path(argv[2]))
+            return 0
+        spec_path, result_path = Path(argv[0]), Path(argv[1])
+        plugins = load_plugins()
+        spec = RunSpec.from_dict(json.loads(spec_path.read_text()), plugins.schema_of)
+        result = run(spec, plugins)
+        tmp = result_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result.to_row(), default=str))
+        os.replace(tmp, result_path)
         return 0
-    spec_path, result_path = Path(argv[0]), Path(argv[1])
-    plugins = load_plugins()
-    spec = RunSpec.from_dict(json.loads(spec_path.read_text()), plugins.schema_of)
-    result = run(spec, plugins)
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result.to_row(), default=str))
-    os.replace(tmp, result_path)
-    return 0
+    finally:  # whatever a plugin started (children, daemons) ends with the run
+        end_descendants()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ def test_misbehaving_methods_become_rows_and_the_suite_goes_on(tmp_path: Path) -
         [[methods]]
         use = "test.oom-killed"
         [[methods]]
+        use = "test.os-exit"
+        [[methods]]
         use = "test.skip"
         [[methods]]
         use = "broken.method"
@@ -55,6 +57,8 @@ def test_misbehaving_methods_become_rows_and_the_suite_goes_on(tmp_path: Path) -
     assert "MemoryError" in rows["test.oom"]["error"]
     assert rows["test.oom-killed"]["status"] == "failed"
     assert "SIGKILL" in rows["test.oom-killed"]["error"] and "out of memory" in rows["test.oom-killed"]["error"]
+    assert rows["test.os-exit"]["status"] == "failed"  # no exception, no result: still a row
+    assert "exited with code 3" in rows["test.os-exit"]["error"] and "leaving now" in rows["test.os-exit"]["error"]
     assert rows["test.skip"]["status"] == "skipped"
     assert "needs hardware" in rows["test.skip"]["error"]
     # a plugin that fails to import: a warning up front, only the runs that use it fail

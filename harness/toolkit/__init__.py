@@ -12,6 +12,8 @@ Everything here is stable API; nothing imports torch until it is called.
   :func:`cache_dir`.
 - Executors: :func:`run_isolated` runs one :class:`RunSpec` in a fresh worker process and
   always returns its :class:`RunResult`.
+- Child processes: :func:`python_command` is the argv that runs a module in a fresh
+  Python without the current directory on its import path.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from harness.machine import installed_version, usable_cores
 from harness.measure.memory import peak_rss_bytes, reset_peak_rss
 from harness.measure.model_stats import count_params, weight_sparsity, zero_fraction
 from harness.params import nearest
+from harness.process import python_command
 from harness.result import RunResult
 from harness.spec import RunSpec
 from harness.toolkit.training import FitReport, fit, zero_masks
@@ -53,7 +56,7 @@ def run_isolated(spec: RunSpec, log_path: Path, stop: threading.Event | None = N
 
 __all__ = [
     "FitReport", "RunResult", "RunSpec", "cache_dir", "count_params", "fit", "installed_version",
-    "library", "nearest", "peak_rss_bytes", "reset_peak_rss", "run_isolated", "usable_cores",
+    "library", "nearest", "peak_rss_bytes", "python_command", "reset_peak_rss", "run_isolated", "usable_cores",
     "weight_sparsity", "zero_fraction", "zero_masks",
 ]
 

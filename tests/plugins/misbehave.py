@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness import hookimpl
 from harness.api import Method
@@ -62,6 +63,69 @@ class Killed(Method):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class OsExit(Method):
+    name = "test.os-exit"
+    description = "leaves with os._exit(3): no exception, no result"
+
+    def apply(self, model, params, ctx):
+        print("leaving now", flush=True)
+        os._exit(3)
+
+
+def _leave_a_child(name: str, detach: bool) -> None:
+    """Fork a child that sleeps 300 s and writes its pid to ``$MISBEHAVE_PID_DIR/<name>.pid``.
+    ``detach``: daemonize it (fork, setsid, fork again) so that it leaves the worker's process
+    group, its session and its parent, the way a server started in the background does."""
+    path = Path(os.environ["MISBEHAVE_PID_DIR"]) / f"{name}.pid"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if detach:
+                os.setsid()
+                if os.fork():
+                    os._exit(0)
+            path.with_suffix(".tmp").write_text(str(os.getpid()))
+            os.replace(path.with_suffix(".tmp"), path)
+            time.sleep(300)
+        finally:
+            os._exit(0)
+    if detach:
+        os.waitpid(pid, 0)  # the middle process exits at once; its child is an orphan
+    deadline = time.monotonic() + 10
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+class ForkChild(Method):
+    name = "test.fork-child"
+    description = "forks a child (same process group) that outlives the method; the run is ok"
+
+    def apply(self, model, params, ctx):
+        _leave_a_child(self.name, detach=False)
+        return model, {}
+
+
+class SetsidChild(Method):
+    name = "test.setsid-child"
+    description = "daemonizes a child (setsid, double fork) that outlives the method; the run is ok"
+
+    def apply(self, model, params, ctx):
+        _leave_a_child(self.name, detach=True)
+        return model, {}
+
+
+class Chatty(Method):
+    name = "test.chatty"
+    description = "prints about 5 MB; the run is ok"
+
+    def apply(self, model, params, ctx):
+        filler = "x" * 92
+        for i in range(50_000):
+            print(f"chatty {i:06d} {filler}")
+        print("chatty: the last line", flush=True)
+        return model, {}
+
+
 @dataclass(frozen=True)
 class SkipParams:
     reason: str = "needs hardware this machine lacks"
@@ -80,7 +144,7 @@ class Skips(Method):
 
 @hookimpl
 def harness_register_methods(register):
-    for cls in (Raises, Segfault, Hang, OutOfMemory, Killed, Skips):
+    for cls in (Raises, Segfault, Hang, OutOfMemory, Killed, OsExit, ForkChild, SetsidChild, Chatty, Skips):
         register(cls)
 
 

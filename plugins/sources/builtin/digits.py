@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.toolkit import cache_dir
+from harness.toolkit import cache_dir, python_command
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def load_trained(ref: str) -> Any:
 
     path = cached_path(ref)
     if not path.exists():
-        subprocess.run([sys.executable, "-m", "harness_plugins.sources.builtin.digits", ref], check=True)
+        subprocess.run(python_command("harness_plugins.sources.builtin.digits", ref), check=True)
     model = build(MODELS[ref])
     model.load_state_dict(torch.load(path, weights_only=True))
     return model.eval()

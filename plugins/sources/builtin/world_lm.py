@@ -152,9 +152,11 @@ def trained_dir(ref: str) -> Path:
     A child process, as for the digits models: a process that has just trained times
     inference differently from a fresh one, and the worker must measure like every run.
     """
+    from harness.toolkit import python_command
+
     path = cached_dir(ref)
     if not path.is_dir():
-        subprocess.run([sys.executable, "-m", "harness_plugins.sources.builtin.world_lm", ref], check=True)
+        subprocess.run(python_command("harness_plugins.sources.builtin.world_lm", ref), check=True)
     return path
 
 
