@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,10 +48,26 @@ def test_a_state_dict_is_refused_with_the_fix(mlp, tmp_path: Path) -> None:
         FileSource().load("weights.pt", FileOptions(), ctx(tmp_path))
 
 
-def test_check_ref_finds_missing_files_relative_to_the_suite(tmp_path: Path) -> None:
-    (tmp_path / "there.pt").write_bytes(b"x")
+def test_check_ref_finds_missing_files_relative_to_the_suite(mlp, tmp_path: Path) -> None:
+    torch.jit.save(torch.jit.script(mlp), tmp_path / "there.pt")
     assert FileSource().check_ref("there.pt", FileOptions(), tmp_path) is None
     assert "does not exist" in FileSource().check_ref("nothere.pt", FileOptions(), tmp_path)
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", r"model file '.*empty\.pt' is empty; expected a torch\.export archive, TorchScript archive "
+          r"or torch\.save checkpoint$"),
+    (b"name,accuracy\n", r"model file '.*empty\.pt' is not a torch\.export archive, TorchScript archive or "
+                         r"torch\.save checkpoint \(first bytes: b'name,accuracy\\n'\)$"),
+    (b"PK\x05\x06" + bytes(18), r"is not a torch\.export archive"),  # an empty zip
+], ids=["empty", "text", "empty-zip"])
+def test_a_file_that_is_no_model_is_named_with_what_was_expected(content: bytes, expected: str,
+                                                                  tmp_path: Path) -> None:
+    (tmp_path / "empty.pt").write_bytes(content)
+    problem = FileSource().check_ref("empty.pt", FileOptions(), tmp_path)  # harness validate
+    assert problem is not None and re.search(expected, problem), problem
+    with pytest.raises(ValueError, match=expected):
+        FileSource().load("empty.pt", FileOptions(), ctx(tmp_path))
 
 
 def test_an_exported_program_loads_and_computes_the_same(mlp, tmp_path: Path) -> None:
