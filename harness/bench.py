@@ -4,6 +4,7 @@ store each result as it comes."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -118,6 +119,9 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
             return []
         prepare_models(todo, out)
         measure_idle_power(todo, out)
+        if os.environ.get("HARNESS_ARTIFACTS", "on") != "off":  # compress once per (model, method)
+            for run in todo:
+                run.artifacts_dir = str(store.path.parent / "artifacts")
         return _execute(todo, plugins, executor, store, opts, out)
 
 

@@ -102,6 +102,7 @@ class RunSpec:
     threads: int = 0  # set by the executor when runs share the CPU
     concurrent: int = 1  # runs sharing this machine at once (set by the executor): RAM energy is split
     idle: dict[str, Any] | None = None  # the machine's idle power (IdlePower), measured by the driver
+    artifacts_dir: str | None = None  # where compressed models are kept for reuse (None: compress every run)
 
     @property
     def label(self) -> str:
@@ -116,6 +117,7 @@ class RunSpec:
             "versions": self.versions, "accuracy_gate": self.accuracy_gate,
             "suite_models": {name: m.to_dict() for name, m in self.suite_models.items()},
             "threads": self.threads, "concurrent": self.concurrent, "idle": self.idle,
+            "artifacts_dir": self.artifacts_dir,
         }
 
     @classmethod
@@ -131,4 +133,5 @@ class RunSpec:
             accuracy_gate=data.get("accuracy_gate", 0.99),
             suite_models={n: ModelSpec.from_dict(m, schema_of) for n, m in data.get("suite_models", {}).items()},
             threads=data.get("threads", 0), concurrent=data.get("concurrent", 1), idle=data.get("idle"),
+            artifacts_dir=data.get("artifacts_dir"),
         )

@@ -48,14 +48,38 @@ def load_one(model: ModelSpec, plugins: PluginSet, ctx: RunContext) -> Any:
 
 def compress(model: Any, spec: RunSpec, plugins: PluginSet, ctx: RunContext,
              session: Any) -> tuple[Any, list[dict[str, Any]]]:
-    """Phase 2: apply each method step in order; return the model and what each step did."""
-    import torch
+    """Phase 2: the compressed model and what each step did — from the (model, method)'s
+    artifact when another run already compressed it, else by applying the steps."""
+    from harness.artifacts import ArtifactStore, artifact_key
 
     methods = [(plugins.lookup("method", step.use)(), step) for step in spec.steps]
+    trivial = all(step.use == Baseline.name for step in spec.steps)
+    store = ArtifactStore(Path(spec.artifacts_dir)) if spec.artifacts_dir and not trivial else None
+    key = artifact_key(spec, [m for m, _ in methods], plugins.get("task", spec.task.kind).plugin.name) if store else ""
+    found = store.load(key, spec.device) if store else None
+    if found is not None:
+        model, meta = found
+        note = f"reused: compressed once by run {meta['run_id']} (task {meta['task']}), artifact {key}"
+        session.reuse_compression(meta["figures"], note)
+        return model, [step | {"artifact": note} for step in meta["steps"]]
+    model, steps = apply_steps(model, methods, spec, ctx, session, trivial)
+    if store:
+        meta = {"run_id": spec.run_id, "task": spec.task.name, "steps": steps, "figures": session.compression_record()}
+        why_not = store.save(key, model, meta)
+        note = f"stored as artifact {key}" if why_not is None else f"not stored for reuse: {why_not}"
+        steps = [step | {"artifact": note} for step in steps]
+    return model, steps
+
+
+def apply_steps(model: Any, methods: list[tuple[Any, Any]], spec: RunSpec, ctx: RunContext, session: Any,
+                trivial: bool) -> tuple[Any, list[dict[str, Any]]]:
+    """Apply each method step in order, timed and metered together."""
+    import torch
+
     if any("teacher" in method.needs for method, _ in methods):
         ctx._teacher = copy.deepcopy(model)
     steps = []
-    with session.compression(len(methods), changes_nothing=all(s.use == Baseline.name for s in spec.steps)):
+    with session.compression(len(methods), changes_nothing=trivial):
         for method, step in methods:
             reason = method.check(model, ctx)
             if reason:

@@ -58,6 +58,19 @@ class MeasurementSession:
         yield
         self.figures.update(compression_figures(self.meter.stop(), context=self.energy))
 
+    def compression_record(self) -> dict[str, list[Any]]:
+        """The compression's own figures, as an artifact keeps them: key -> [value, provenance]."""
+        keys = ("compress_s", "compress_energy_j", "compress_co2_g")
+        return {k: [self.figures.metrics.get(k), self.figures.provenance[k]] for k in keys if k in self.figures.provenance}
+
+    def reuse_compression(self, record: dict[str, list[Any]], note: str) -> None:
+        """The figures of a compression done once by another run, saying so."""
+        for key, (value, how) in record.items():
+            if value is None:
+                self.figures.absent(key, how.removeprefix("absent: "))
+            else:
+                self.figures.put(key, value, f"{how}; {note}")
+
     def add_compress_time(self, seconds: float) -> None:
         self.figures.measured("compress_s", seconds,
                               "wall time of the method steps' apply() (device synchronized)")
