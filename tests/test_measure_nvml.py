@@ -11,6 +11,7 @@ from harness.measure.gpu_energy import (
     COUNTER_MODULUS,
     GpuEnergyMeter,
     counter_delta_mj,
+    counter_resolution,
     integrate_power_j,
 )
 from harness.measure.gpu_memory import nvml_figures
@@ -185,12 +186,21 @@ def test_energy_counter_delta_plain_wrap_and_reset():
 def test_energy_meter_reads_the_counter_and_handles_its_wrap():
     nvml = FakeNvml(energy_start=COUNTER_MODULUS - 1_200, mj_per_read=500)  # the probe reads once
     seconds = itertools.count(0, 1_000_000_000)
-    meter = GpuEnergyMeter(nvml, 0, clock=lambda: next(seconds))
+    meter = GpuEnergyMeter(nvml, 0, clock=lambda: next(seconds), counter_poll_s=None)  # two reads exactly
     assert meter.mode == "counter"
     meter.start()
     energy = meter.stop()
     assert energy.joules == pytest.approx(0.5)  # one read apart, across the wrap
     assert energy.provenance.startswith("measured: NVML total energy counter") and "wrapped" in energy.provenance
+
+
+def test_the_counters_update_interval_is_stated_against_the_window():
+    ticks = [(i * 50_000_000, 1000 + i * 20) for i in range(61)]  # an update every 50 ms for 3 s
+    fine = counter_resolution(ticks, 3.0)
+    assert fine.startswith("60 counter updates seen in the 3.00 s window (every ~50 ms, 1.7% of the window)")
+    assert "a sustained_s of 5 s would make it ≤ 1%" in fine
+    assert "over 1%" not in counter_resolution(ticks, 10.0)
+    assert "too short to resolve" in counter_resolution(ticks[:2], 0.05)
 
 
 def test_energy_falls_back_to_integrated_power_where_the_counter_is_not_supported():

@@ -16,6 +16,7 @@ from typing import Any
 from harness.measure.nvml import NvmlSampler, not_supported
 
 COUNTER_MODULUS = 2**64  # unsigned long long
+COUNTER_POLL_S = 0.005  # how often the counter is read during a window to see it tick
 FALLBACK_MAX_POWER_W = 10_000.0  # plausibility bound when the power limit is unknown
 
 
@@ -42,6 +43,20 @@ def integrate_power_j(samples: list[tuple[int, int]]) -> float | None:
     return joules
 
 
+def counter_resolution(ticks: list[tuple[int, int]], window_s: float) -> str:
+    """How finely the counter resolved the window: updates seen, their interval, and the
+    share of the window one update interval is (each end of the window can be off by up
+    to one interval's energy)."""
+    updates = len(ticks) - 1
+    if updates < 2:
+        return f"{max(updates, 0)} counter updates seen in the {window_s:.2f} s window: too short to resolve"
+    interval = (ticks[-1][0] - ticks[1][0]) / 1e9 / (updates - 1)  # ticks[0] is the reading at the start
+    share = interval / window_s if window_s > 0 else float("inf")
+    verdict = "" if share <= 0.01 else f"; over 1%: a sustained_s of {interval * 100:.0f} s would make it ≤ 1%"
+    return (f"{updates} counter updates seen in the {window_s:.2f} s window (every ~{interval * 1000:.0f} ms, "
+            f"{share:.1%} of the window){verdict}")
+
+
 @dataclass
 class GpuEnergy:
     joules: float | None
@@ -51,8 +66,10 @@ class GpuEnergy:
 class GpuEnergyMeter:
     """``start()``/``stop()`` around a synchronized window; ``stop()`` gives :class:`GpuEnergy`."""
 
-    def __init__(self, nvml: Any, handle: Any, interval_s: float = 0.01, clock: Any = time.perf_counter_ns):
+    def __init__(self, nvml: Any, handle: Any, interval_s: float = 0.01, clock: Any = time.perf_counter_ns,
+                 counter_poll_s: float | None = COUNTER_POLL_S):
         self.nvml, self.handle, self.interval_s, self.clock = nvml, handle, interval_s, clock
+        self.counter_poll_s = counter_poll_s  # None: do not watch the counter tick
         self.mode, self.reason = self._probe()
         self.max_power_w = self._power_limit_w()
         self._start_mj = 0
@@ -81,6 +98,10 @@ class GpuEnergyMeter:
         self._t0 = self.clock()
         if self.mode == "counter":
             self._start_mj = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+            # Watch the counter tick: how often it refreshes bounds what the window resolves.
+            if self.counter_poll_s:
+                self._sampler = NvmlSampler(self.nvml, self.handle, interval_s=self.counter_poll_s, memory=False,
+                                            energy=True, clock=self.clock).start()
         elif self.mode == "power":
             self._sampler = NvmlSampler(self.nvml, self.handle, interval_s=self.interval_s,
                                         memory=False, power=True, clock=self.clock).start()
@@ -88,6 +109,7 @@ class GpuEnergyMeter:
     def stop(self) -> GpuEnergy:
         elapsed_s = (self.clock() - self._t0) / 1e9
         if self.mode == "counter":
+            ticks = self._sampler.stop().energy if self._sampler is not None else []
             try:
                 end = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
             except self.nvml.NVMLError as exc:
@@ -95,7 +117,9 @@ class GpuEnergyMeter:
             delta, note = counter_delta_mj(self._start_mj, end, elapsed_s, self.max_power_w)
             if delta is None:
                 return GpuEnergy(None, f"absent: {note}")
-            how = "NVML total energy counter (nvmlDeviceGetTotalEnergyConsumption) delta"
+            how = "NVML total energy counter (nvmlDeviceGetTotalEnergyConsumption) delta, 1 mJ resolution"
+            if self._sampler is not None:
+                how += f", {counter_resolution(ticks, elapsed_s)}"
             return GpuEnergy(delta / 1000, f"measured: {how}" + (f", {note}" if note else ""))
         if self.mode == "power":
             assert self._sampler is not None

@@ -119,6 +119,7 @@ class GpuSamples:
     process_listed: bool = False  # this pid appeared in the compute-process list
     other_pids: set[int] = field(default_factory=set)
     power: list[tuple[int, int]] = field(default_factory=list)  # (ns, mW)
+    energy: list[tuple[int, int]] = field(default_factory=list)  # (ns, mJ) each time the counter changed
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -130,10 +131,12 @@ class NvmlSampler:
     """
 
     def __init__(self, nvml: Any, handle: Any, pid: int | None = None, interval_s: float = 0.01,
-                 memory: bool = True, power: bool = False, clock: Any = time.perf_counter_ns):
+                 memory: bool = True, power: bool = False, clock: Any = time.perf_counter_ns,
+                 energy: bool = False):
         self.nvml, self.handle = nvml, handle
         self.pid = os.getpid() if pid is None else pid
         self.interval_s, self.memory, self.power, self.clock = interval_s, memory, power, clock
+        self.energy = energy
         self.result = GpuSamples()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -165,6 +168,10 @@ class NvmlSampler:
             milliwatts = self._read("power", self.nvml.nvmlDeviceGetPowerUsage)
             if milliwatts is not None:
                 r.power.append((self.clock(), int(milliwatts)))
+        if self.energy:
+            millijoules = self._read("energy", self.nvml.nvmlDeviceGetTotalEnergyConsumption)
+            if millijoules is not None and (not r.energy or r.energy[-1][1] != int(millijoules)):
+                r.energy.append((self.clock(), int(millijoules)))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
