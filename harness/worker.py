@@ -43,7 +43,16 @@ def load(spec: RunSpec, plugins: PluginSet, work_dir: Path) -> tuple[Any, Prepar
 
 
 def load_one(model: ModelSpec, plugins: PluginSet, ctx: RunContext) -> Any:
-    return plugins.lookup("source", model.source)().load(model.ref, model.options, ctx).eval()
+    return eval_mode(plugins.lookup("source", model.source)().load(model.ref, model.options, ctx))
+
+
+def eval_mode(model: Any) -> Any:
+    """``model.eval()`` where the model allows it: a torch.export graph module refuses it
+    (it runs as it was exported) and is used as it is."""
+    try:
+        return model.eval()
+    except NotImplementedError:
+        return model
 
 
 def compress(model: Any, spec: RunSpec, plugins: PluginSet, ctx: RunContext,
@@ -93,7 +102,7 @@ def apply_steps(model: Any, methods: list[tuple[Any, Any]], spec: RunSpec, ctx: 
                 raise Skip(f"{step.use}: {exc}") from None
             _sync(spec.device)
             steps.append(step.to_dict() | {"apply_s": time.perf_counter() - t0, "info": info})
-            model.eval()
+            model = eval_mode(model)
     session.add_compress_time(sum(s["apply_s"] for s in steps))
     return model, steps
 

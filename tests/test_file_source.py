@@ -76,3 +76,45 @@ def test_an_exported_program_loads_and_computes_the_same(mlp, tmp_path: Path) ->
     torch.export.save(program, tmp_path / "mlp.pt2")
     loaded = FileSource().load("mlp.pt2", FileOptions(), ctx(tmp_path))
     assert same_outputs(mlp, loaded)
+
+
+@pytest.mark.parametrize("kind", ["pt2", "torchscript"])
+def test_graph_models_run_their_baseline_and_methods_skip_naming_the_fix(mlp, tmp_path: Path, kind: str) -> None:
+    """Through the worker's phases (in this process): the baseline is measured; a method
+    skips with the cause (a graph, not an eager nn.Module) and what to do."""
+    from harness.plan import build_plan
+    from harness.plugins import load_plugins
+    from harness.suite import load_suite
+    from harness.worker import run
+
+    from conftest import FAST_MEASURE, write_suite
+
+    if kind == "pt2":
+        batch = torch.export.Dim("batch")
+        program = torch.export.export(mlp, (torch.rand(2, 64),), dynamic_shapes={"x": {0: batch}})
+        torch.export.save(program, tmp_path / "model.pt2")
+        ref = "model.pt2"
+    else:
+        torch.jit.save(torch.jit.script(mlp), tmp_path / "model.pt")
+        ref = "model.pt"
+    suite = write_suite(tmp_path, f"""
+        [suite]
+        name = "graph"
+        {FAST_MEASURE}
+        [[models]]
+        name = "g"
+        source = "file"
+        ref = "{ref}"
+        [[tasks]]
+        name = "digits"
+        kind = "classification"
+        dataset = "digits"
+        [[methods]]
+        use = "quant.int8-dynamic"
+    """)
+    plugins = load_plugins()
+    baseline, int8 = (run(spec, plugins) for spec in build_plan(load_suite(suite, plugins), plugins))
+    assert baseline.status == "ok", baseline.error
+    assert baseline.metrics["accuracy"] > 0.9 and baseline.metrics["latency_ms_p50"] > 0
+    assert int8.status == "skipped"
+    assert "can be evaluated and measured, but methods change an eager nn.Module's layers" in int8.error

@@ -73,3 +73,17 @@ def output_layers(model: Any, example: Any) -> list[Any]:
             hook.remove()
     heads = [m for name, m in model.named_modules() if is_head(name)]
     return ([order[-1]] if order else []) + [m for m in heads if not order or m is not order[-1]]
+
+
+def no_layers(model: Any, what: str) -> str:
+    """Why a method finds no ``what`` in ``model``: a TorchScript or torch.export graph
+    holds its layers as code, not as modules a method can change — say so, and the fix."""
+    import torch
+
+    kind = ("a TorchScript archive" if isinstance(model, torch.jit.ScriptModule)
+            else "a torch.export graph" if isinstance(model, torch.fx.GraphModule) else None)
+    if kind is None:
+        return f"the model has no {what}"
+    return (f"the model is {kind}: it can be evaluated and measured, but methods change an eager "
+            "nn.Module's layers; save the model with torch.save(model) (and options = { unsafe_pickle = true }) "
+            "or load it from its code")

@@ -54,7 +54,9 @@ def tokenizer_of(model: Any) -> Any:
 
 
 def is_causal_lm(model: Any) -> bool:
-    return type(model).__name__.endswith("ForCausalLM") or "CausalLM" in type(model).__name__
+    """A decoder with a language-model head: ``*ForCausalLM``, and GPT-2's ``*LMHeadModel``."""
+    name = type(model).__name__
+    return "CausalLM" in name or name.endswith("LMHeadModel")
 
 
 def _auto_class(head: str, architectures: list[str]) -> Any:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from harness.api import Method
 from harness.toolkit import count_params, library
+from harness_plugins.methods.layers import no_layers
 from harness_plugins.methods.pruning.common import check_amount, prunable, shrink_channels
 
 
@@ -27,7 +28,7 @@ class Structured(Method):
     Params = StructuredParams
 
     def check(self, model, ctx):
-        return None if prunable(model) else "the model has no Linear or Conv layers"
+        return None if prunable(model) else no_layers(model, "Linear or Conv layers")
 
     def apply(self, model, params, ctx):
         before = count_params(model)

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.api import Method
 from harness.toolkit import count_params
-from harness_plugins.methods.layers import target_layers
+from harness_plugins.methods.layers import no_layers, target_layers
 from harness_plugins.methods.pruning.common import check_amount, sparsity_info
 
 
@@ -72,7 +72,7 @@ class Wanda(Method):
     Params = WandaParams
 
     def check(self, model, ctx):
-        return None if target_layers(model) else "the model has no Linear layers"
+        return None if target_layers(model) else no_layers(model, "Linear layers")
 
     def apply(self, model, params, ctx):
         import torch

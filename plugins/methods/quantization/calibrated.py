@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from harness.api import Method, Skip
 from harness.toolkit import count_params, library
-from harness_plugins.methods.layers import layer_filter
+from harness_plugins.methods.layers import layer_filter, no_layers
 from harness_plugins.methods.quantization.common import (
     calibrate,
     int4_config,
@@ -49,7 +49,7 @@ class Int8Static(Method):
     Params = Int8StaticParams
 
     def check(self, model, ctx):
-        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+        return None if linear_layers(model) else no_layers(model, "Linear layers to quantize")
 
     def apply(self, model, params, ctx):
         import torch
@@ -118,7 +118,7 @@ class SmoothQuant(Method):
     Params = SmoothQuantParams
 
     def check(self, model, ctx):
-        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+        return None if linear_layers(model) else no_layers(model, "Linear layers to quantize")
 
     def apply(self, model, params, ctx):
         from torchao.quantization import (
@@ -163,7 +163,7 @@ class AWQ(Method):
     Params = AWQParams
 
     def check(self, model, ctx):
-        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+        return None if linear_layers(model) else no_layers(model, "Linear layers to quantize")
 
     def apply(self, model, params, ctx):
         import torch
@@ -228,7 +228,7 @@ class GPTQ(Method):
         if not on_cuda(ctx):
             # torchao 0.18 gptq_quantize asserts a CUDA device ("GPTQ only supports CUDA currently").
             return "torchao 0.18's GPTQ runs only on CUDA"
-        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+        return None if linear_layers(model) else no_layers(model, "Linear layers to quantize")
 
     def apply(self, model, params, ctx):
         from torchao.prototype.gptq import GPTQConfig

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from harness.api import Method
 from harness.toolkit import count_params, library
-from harness_plugins.methods.layers import layer_filter
+from harness_plugins.methods.layers import layer_filter, no_layers
 from harness_plugins.methods.quantization.common import linear_layers, quant_info
 
 
@@ -44,7 +44,7 @@ class QAT(Method):
     Params = QATParams
 
     def check(self, model, ctx):
-        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+        return None if linear_layers(model) else no_layers(model, "Linear layers to quantize")
 
     def apply(self, model, params, ctx):
         import torch

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from harness.api import Method, NoParams
 from harness.toolkit import count_params, library
-from harness_plugins.methods.layers import layer_filter
+from harness_plugins.methods.layers import layer_filter, no_layers
 from harness_plugins.methods.quantization.common import (
     int4_config,
     int4_layers,
@@ -33,7 +33,7 @@ class Int8Dynamic(Method):
     Params = Int8DynamicParams
 
     def check(self, model, ctx):
-        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+        return None if linear_layers(model) else no_layers(model, "Linear layers to quantize")
 
     def apply(self, model, params, ctx):
         import torch
@@ -70,7 +70,7 @@ class Int8Weight(Method):
     Params = Int8WeightParams
 
     def check(self, model, ctx):
-        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+        return None if linear_layers(model) else no_layers(model, "Linear layers to quantize")
 
     def apply(self, model, params, ctx):
         from torchao.quantization import Int8WeightOnlyConfig, PerRow, quantize_
@@ -105,7 +105,7 @@ class Int4Weight(Method):
             # Int4Tensor needs the CUDA-only mslk/tinygemm kernels; IntxWeightOnlyConfig
             # would run on CPU but keeps int4 values unpacked in int8: no smaller, no faster.
             return "int4 weight kernels need CUDA (torchao 0.18 has no packed int4 CPU path)"
-        return None if linear_layers(model) else "the model has no Linear layers to quantize"
+        return None if linear_layers(model) else no_layers(model, "Linear layers to quantize")
 
     def apply(self, model, params, ctx):
         import torch

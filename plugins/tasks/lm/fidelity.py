@@ -44,6 +44,10 @@ def log_probs(model: Any, batch: Any) -> Any:
 
     out = model(batch)
     logits = getattr(out, "logits", out)
+    if not hasattr(logits, "float"):  # e.g. BertModel: hidden states, no distribution to compare
+        raise ValueError(f"fidelity compares output distributions, and {type(model).__name__} returns "
+                         f"{type(out).__name__} without logits; load it with a head (hf options head = "
+                         "'masked-lm' or 'sequence-classification')")
     return F.log_softmax(logits.float(), dim=-1).reshape(-1, logits.shape[-1]).cpu()
 
 
