@@ -30,25 +30,44 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a suite and print its plan")
     validate.add_argument("suite", type=Path)
+    _json_flag(validate)
 
-    sub.add_parser("plugins", help="list plugins with version, hooks and status")
-    sub.add_parser("methods", help="list compression methods and their params")
+    _json_flag(sub.add_parser("plugins", help="list plugins with version, hooks and status"))
+    _json_flag(sub.add_parser("methods", help="list compression methods and their params"))
 
+    results_help = "a results root (results/: every suite in it) or one suite's results (results/<suite>)"
     board = sub.add_parser("leaderboard", help="show the leaderboard of a results directory")
-    board.add_argument("results_dir", type=Path)
+    board.add_argument("results_dir", type=Path, help=results_help)
+    board.add_argument("--suite", metavar="NAME", help="only this suite of a results root")
     board.add_argument("--csv", type=Path, help="also write the table as CSV")
     board.add_argument("--markdown", type=Path, help="also write the table as Markdown")
     board.add_argument("--hide-estimated", action="store_true", help="leave estimated figures empty")
+    board.add_argument("--columns", metavar="A,B,C", help="show these columns (keys such as "
+                       "model,method,accuracy,speedup,latency_ms_p50, or their headers)")
+    board.add_argument("--wide", action="store_true", help="show every column, however wide")
+    _json_flag(board)
 
-    report = sub.add_parser("report", help="write leaderboard.csv/.md and report.html")
-    report.add_argument("results_dir", type=Path)
+    report = sub.add_parser("report", help="write report.html, report.md (with SVG plots) and leaderboard.csv/.md")
+    report.add_argument("results_dir", type=Path, help=results_help)
     report.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    report.add_argument("--suite", metavar="NAME", help="only this suite of a results root")
 
-    compare = sub.add_parser("compare", help="compare two results directories run by run")
-    compare.add_argument("dir_a", type=Path)
-    compare.add_argument("dir_b", type=Path)
+    compare = sub.add_parser("compare", help="compare two results directories run by run, with 95%% intervals")
+    compare.add_argument("dir_a", type=Path, help=results_help)
+    compare.add_argument("dir_b", type=Path, help=results_help)
+    compare.add_argument("--suite", metavar="NAME", help="only this suite of results roots")
     compare.add_argument("--csv", type=Path, help="also write the comparison as CSV")
     return parser
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON to stdout (nothing else there)")
+
+
+def _print_json(data: object) -> None:
+    import json
+
+    print(json.dumps(data, indent=1, default=str))
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -99,6 +118,11 @@ def _validate(args: argparse.Namespace) -> int:
 
     plan = commands.validate(args.suite)
     display.suite_warnings(args.suite, plan.suite.warnings)
+    if args.json:
+        config = plan.suite.config
+        _print_json({"path": str(plan.path), "suite": config.name, "description": config.description,
+                     "runs": [run.to_dict() for run in plan.runs]})
+        return 0
     display.plan(plan)
     return 0
 
@@ -108,35 +132,55 @@ def _plugins(args: argparse.Namespace) -> int:
     from harness.plugins import load_plugins
 
     plugins = load_plugins()
-    display.console().print(display.plugins_table(plugins))
+    if args.json:
+        import dataclasses
+
+        _print_json([dataclasses.asdict(p) for p in plugins.plugins])
+    else:
+        display.console().print(display.plugins_table(plugins))
     return 1 if plugins.broken() else 0
 
 
 def _methods(args: argparse.Namespace) -> int:
     from harness import commands, display
 
-    display.console().print(display.methods_table(commands.methods()))
+    rows = commands.methods()
+    if args.json:
+        import dataclasses
+
+        _print_json([dataclasses.asdict(r) for r in rows])
+    else:
+        display.console().print(display.methods_table(rows))
     return 0
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from harness import commands, display
 
-    display.leaderboard(commands.leaderboard(args.results_dir, args.csv, args.markdown, args.hide_estimated))
+    columns = [c for c in (args.columns or "").split(",") if c.strip()]
+    board = commands.leaderboard(args.results_dir, args.csv, args.markdown, args.hide_estimated, args.suite, columns)
+    if args.json:
+        import json
+
+        frame = board.frame if board.columns is None else board.frame[[c.key for c in board.columns]]
+        _print_json(json.loads(frame.to_json(orient="records")))
+        display.written(board.written, stderr=True)
+    else:
+        display.leaderboard(board, wide=args.wide)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from harness import commands, display
 
-    display.written(commands.report(args.results_dir, args.output))
+    display.written(commands.report(args.results_dir, args.output, args.suite))
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
     from harness import commands, display
 
-    display.comparison(commands.compare(args.dir_a, args.dir_b, args.csv))
+    display.comparison(commands.compare(args.dir_a, args.dir_b, args.csv, args.suite))
     return 0
 
 

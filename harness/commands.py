@@ -42,6 +42,7 @@ class Leaderboard:
     directory: Path
     frame: Any  # pandas DataFrame
     written: list[Path]
+    columns: list[Any] | None = None  # harness.report.columns.Column, as chosen with --columns
 
 
 @dataclass
@@ -49,8 +50,9 @@ class Comparison:
     dir_a: Path
     dir_b: Path
     frame: Any
-    unmatched: list[tuple[str, str, str]]
+    unmatched: list[tuple[str, ...]]
     written: list[Path]
+    env_diffs: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (what, A, B)
 
 
 def load(path: Path) -> tuple[PluginSet, Suite]:
@@ -102,13 +104,35 @@ def _default(field: dataclasses.Field) -> str:
     return "required"
 
 
-def read(directory: Path) -> list[RunResult]:
-    """The results of ``directory``; a UsageError when there are none."""
-    from harness.results import read_results
+def suite_dirs(directory: Path) -> list[Path]:
+    """``directory`` itself when it is a suite's results directory (it has a
+    results.jsonl), else its subdirectories that are (a results root)."""
+    from harness.results import results_file
 
     if not directory.exists():
         raise UsageError(f"results directory {directory} does not exist")
-    results = read_results(directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory} is a file, not a results directory; pass results/ or results/<suite>")
+    if results_file(directory).exists():
+        return [directory]
+    found = sorted(p for p in directory.iterdir() if p.is_dir() and results_file(p).is_file())
+    if not found:
+        raise UsageError(f"{directory} has no results.jsonl, nor any subdirectory with one: it is neither a "
+                         "suite's results directory nor a results root; run 'harness bench SUITE.toml' first")
+    return found
+
+
+def read(directory: Path, suite: str | None = None) -> list[RunResult]:
+    """The results of ``directory`` (a suite's results directory, or a results root: every
+    suite in it), only those of ``suite`` when named; a UsageError when there are none."""
+    from harness.results import read_results
+
+    results = [r for d in suite_dirs(directory) for r in read_results(d)]
+    if suite is not None:
+        names = sorted({r.suite for r in results})
+        results = [r for r in results if r.suite == suite]
+        if not results and names:
+            raise UsageError(f"no suite '{suite}' in {directory}; it has {', '.join(names)}")
     if not results:
         raise UsageError(f"no results in {directory}; run 'harness bench SUITE.toml' first")
     return results
@@ -149,13 +173,19 @@ def _writing(flag: str, path: Path) -> Iterator[None]:
 
 
 def leaderboard(directory: Path, csv: Path | None = None, markdown: Path | None = None,
-                hide_estimated: bool = False) -> Leaderboard:
+                hide_estimated: bool = False, suite: str | None = None,
+                columns: list[str] | None = None) -> Leaderboard:
     from harness.leaderboard import build_frame
+    from harness.report.columns import resolve
 
     for flag, path, example in (("--csv", csv, "leaderboard.csv"), ("--markdown", markdown, "leaderboard.md")):
         if path:
             _output_file(flag, path, example)
-    frame = build_frame(read(directory), hide_estimated=hide_estimated)
+    try:
+        chosen = resolve(columns) if columns else None
+    except ValueError as exc:
+        raise UsageError(f"--columns: {exc}") from None
+    frame = build_frame(read(directory, suite), hide_estimated=hide_estimated)
     written = []
     wanted = [(name, path) for name, path in (("csv", csv), ("markdown", markdown)) if path]
     plugins = load_plugins() if wanted else None
@@ -163,25 +193,26 @@ def leaderboard(directory: Path, csv: Path | None = None, markdown: Path | None 
         with _writing(f"--{name}", path):
             plugins.lookup("reporter", name)().write(frame, path)
         written.append(path)
-    return Leaderboard(directory, frame, written)
+    return Leaderboard(directory, frame, written, chosen)
 
 
-def report(directory: Path, output: Path) -> list[Path]:
+def report(directory: Path, output: Path, suite: str | None = None) -> list[Path]:
     from harness.report import write_report
 
     _output_dir("-o", output)
-    results = read(directory)
+    results = read(directory, suite)
     with _writing("-o", output):
         return write_report(results, output, load_plugins())
 
 
-def compare(dir_a: Path, dir_b: Path, csv: Path | None = None) -> Comparison:
-    from harness.compare import compare_frames
+def compare(dir_a: Path, dir_b: Path, csv: Path | None = None, suite: str | None = None) -> Comparison:
+    from harness.compare import compare_frames, env_differences
 
     if csv:
         _output_file("--csv", csv, "compare.csv")
-    frame, unmatched = compare_frames(read(dir_a), read(dir_b))
+    results_a, results_b = read(dir_a, suite), read(dir_b, suite)
+    frame, unmatched = compare_frames(results_a, results_b)
     if csv:
         with _writing("--csv", csv):
             frame.to_csv(csv, index=False)
-    return Comparison(dir_a, dir_b, frame, unmatched, [csv] if csv else [])
+    return Comparison(dir_a, dir_b, frame, unmatched, [csv] if csv else [], env_differences(results_a, results_b))

@@ -4,6 +4,7 @@ leaderboard, plans, plugin and method lists, comparisons, errors — and progres
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -27,70 +28,69 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def fmt(value: Any, spec: str = ".3g") -> str:
-    if _blank(value):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return format(value, spec)
-    return str(value)
+def _leaderboard_cells(frame: Any, columns: list[Any]) -> list[list[str]]:
+    from harness.report.columns import cell, marker
 
-
-# (column, header, format) of the on-screen leaderboard; the CSV has every column.
-SCREEN = [
-    ("rank", "#", ".0f"), ("model", "model", ""), ("task", "task", ""), ("method", "method", ""),
-    ("status", "status", ""), ("accuracy", "acc % ± se", "acc"),
-    ("accuracy_ratio", "acc ratio", ".4f"), ("latency_ms_p50", "p50 ms", ".3g"),
-    ("latency_ms_p99", "p99 ms", ".3g"), ("throughput_sps", "samples/s", ".4g"),
-    ("speedup", "speedup", ".2f"), ("size_mb", "size MB", ".3g"), ("size_ratio", "size ×", ".2f"),
-    ("params", "params", ",.0f"), ("sparsity", "sparsity", ".3f"), ("peak_mem_mb", "peak MB", ".4g"),
-    ("energy_j_per_1k", "J/1k", ".3g"), ("dynamic_energy_j_per_1k", "J/1k >idle", ".3g"),
-    ("co2_g_per_1k", "gCO2e/1k", ".3g"),
-    ("cost_usd_per_1m", "$/1M", ".3g"), ("compress_s", "compress s", ".3g"),
-    ("holds_accuracy", "holds", ""),
-    ("ttft_ms", "TTFT ms", ".3g"), ("decode_tokens_per_s", "decode tok/s", ".4g"),
-    ("perplexity", "ppl", ".4g"), ("bits_per_byte", "bpb", ".3g"),
-    ("top1_agreement", "top-1 agr", ".3f"), ("kl_div_mean", "KL", ".3g"),
-]
-ESTIMABLE = {"energy_j_per_1k", "dynamic_energy_j_per_1k", "co2_g_per_1k", "cost_usd_per_1m"}
-TIMED = {"latency_ms_p50", "latency_ms_p99", "throughput_sps", "speedup"}
-# Shown only when some row has them (task-specific figures).
-OPTIONAL = {"break_even_inferences", "ttft_ms", "decode_tokens_per_s", "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean"}
-
-
-def leaderboard_table(frame: Any, title: str) -> Table:
-    table = Table(title=escape(title), header_style="bold", show_lines=False)
-    screen = [c for c in SCREEN if c[0] not in OPTIONAL or frame[c[0]].notna().any()]
-    for _, header, _ in screen:
-        table.add_column(header, justify="left" if header in ("model", "task", "method", "status") else "right",
-                         no_wrap=True)
+    rows = []
     for record in frame.to_dict("records"):
         cells = []
-        for column, _, spec in screen:
-            value = record[column]
-            if spec == "acc":
-                stderr = record["accuracy_stderr"]
-                text = "" if _blank(value) else f"{value * 100:.2f}" + ("" if _blank(stderr) else f" ± {stderr * 100:.2f}")
-            else:
-                text = escape(fmt(value, spec) if spec else fmt(value))
-            if column == "status":
-                text = f"[{STATUS_STYLE.get(value, 'white')}]{text}[/]"
-            if column in ESTIMABLE and text and column in str(record.get("estimated")).split(","):
-                text += "*"
-            if column in TIMED and text and record.get("timing_caveat"):
-                text += "~" if record["timing_caveat"] == "noisy" else "!"
-            cells.append(text)
-        table.add_row(*cells)
-    notes = ["empty = not measured"]
+        for column in columns:
+            text = cell(column, record)
+            cells.append(text + marker(column, record) if text else "")
+        rows.append(cells)
+    return rows
+
+
+def fit_columns(columns: list[Any], rows: list[list[str]], width: int | None) -> list[Any]:
+    """The columns that fit in ``width`` characters, by priority (all when None)."""
+    if width is None:
+        return columns
+    need = {c.key: max([len(c.short)] + [len(r[i]) for r in rows]) + 3 for i, c in enumerate(columns)}
+    kept, used = set(), 1
+    for column in sorted(columns, key=lambda c: c.priority):
+        if used + need[column.key] <= width:
+            kept.add(column.key)
+            used += need[column.key]
+    return [c for c in columns if c.key in kept]
+
+
+def leaderboard_table(frame: Any, title: str, width: int | None = None,
+                      chosen: list[Any] | None = None) -> tuple[Table, list[str]]:
+    """(the table, the notes under it). Columns with data, as many as fit in ``width``
+    by priority, or exactly ``chosen``."""
+    from harness.report.columns import COLUMNS, with_data
+
+    available = [c for c in with_data(frame, COLUMNS) if c.key != "suite"]
+    columns = chosen or available
+    rows = _leaderboard_cells(frame, columns)
+    shown = columns if chosen else fit_columns(columns, rows, width)
+    table = Table(title=escape(title) or None, header_style="bold", show_lines=False)
+    for column in shown:
+        table.add_column(escape(column.short), justify="left" if column.kind == "text" else "right", no_wrap=True)
+    index = [columns.index(c) for c in shown]
+    previous = None
+    for record, cells in zip(frame.to_dict("records"), rows):
+        group = (record["suite"], record["model"], record["task"])
+        if previous is not None and group != previous:
+            table.add_section()
+        previous = group
+        texts = [escape(cells[i]) for i in index]
+        for j, column in enumerate(shown):
+            if column.key == "status":
+                texts[j] = f"[{STATUS_STYLE.get(record['status'], 'white')}]{texts[j]}[/]"
+        table.add_row(*texts)
+    notes = []
+    dropped = [c.short for c in columns if c not in shown]
+    if dropped:
+        notes.append(f"(… {len(dropped)} more columns: {', '.join(dropped)}; --wide shows all, --columns picks)")
+    keys = "empty = not measured"
     if frame["estimated"].astype(bool).any():
-        notes.append("* estimated, not measured (see each row's provenance)")
+        keys += "; * estimated, not measured (see each row's provenance)"
     if (frame["timing_caveat"] == "noisy").any():
-        notes.append("~ noisy timing (the median's CI never narrowed to ci_target)")
+        keys += "; ~ noisy timing (the median's CI never narrowed to ci_target)"
     if (frame["timing_caveat"] == "busy").any():
-        notes.append("! timed while the machine was busy (load above its cores): compare with care")
-    table.caption = "; ".join(notes)
-    return table
+        keys += "; ! timed while the machine was busy (load above its cores): compare with care"
+    return table, notes + [keys]
 
 
 class ProgressLog:
@@ -172,14 +172,41 @@ def dry_run(p: Any) -> None:
         out.print(f"  {run.run_id}  {run.label}", markup=False)
 
 
-def leaderboard(board: Any) -> None:
-    console().print(leaderboard_table(board.frame, f"leaderboard: {board.directory}"))
+def _width(out: Console) -> int | None:
+    """The width to fit a table in: the terminal's, or $COLUMNS when output is piped
+    (None: no limit)."""
+    if out.is_terminal:
+        return out.width
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
+def leaderboard(board: Any, wide: bool = False) -> None:
+    """One table per suite, fitted to the terminal unless ``wide`` or columns were chosen."""
+    out = console()
+    width = None if wide else _width(out)
+    suites = list(dict.fromkeys(board.frame["suite"]))
+    for suite in suites:
+        part = board.frame[board.frame["suite"] == suite]
+        table, notes = leaderboard_table(part, "", width, getattr(board, "columns", None))
+        if wide and out.width < (table_width := _measure(table)):
+            out = Console(file=out.file, width=table_width, highlight=False)
+        out.print(f"leaderboard of suite {suite} ({board.directory})", markup=False, soft_wrap=True)
+        out.print(table)
+        for note in notes:
+            out.print("  " + note, markup=False, soft_wrap=True)
     written(board.written)
 
 
-def written(paths: list[Any]) -> None:
+def _measure(table: Table) -> int:
+    import io
+
+    return Console(width=10_000, file=io.StringIO()).measure(table).maximum
+
+
+def written(paths: list[Any], stderr: bool = False) -> None:
     for path in paths:
-        console().print(f"wrote {path}", markup=False)
+        console(stderr).print(f"wrote {path}", markup=False)
 
 
 def plugins_table(plugins: Any) -> Table:
@@ -204,17 +231,54 @@ def methods_table(rows: list[Any]) -> Table:
     return table
 
 
-def comparison(c: Any) -> None:
-    from harness.compare import COMPARED
+# (compared figure, terminal header), in the order they give way on a narrow terminal
+COMPARED_SHORT = [("accuracy", "acc"), ("latency_ms_p50", "p50 ms"), ("throughput_sps", "samples/s"),
+                  ("size_mb", "size MB"), ("energy_j_per_1k", "J/1k"), ("sparsity", "sparsity")]
 
-    table = Table(title=escape(f"{c.dir_b} / {c.dir_a}"), header_style="bold")
-    for column in ["model", "task", "method"] + [f"{name} b/a" for name in COMPARED]:
-        table.add_column(column, justify="left" if column in ("model", "task", "method") else "right")
-    for record in c.frame.to_dict("records"):
-        table.add_row(escape(record["model"]), escape(record["task"]), escape(record["method"]),
-                      *(fmt(record[f"{name}_b/a"], ".3f") for name in COMPARED))
+
+def _ratio(record: dict[str, Any], name: str) -> str:
+    ratio = record.get(f"{name}_b/a")
+    if _blank(ratio):
+        return ""
+    text = f"{ratio:.3f}"
+    lo, hi = record.get(f"{name}_b/a_lo"), record.get(f"{name}_b/a_hi")
+    if not _blank(lo) and not _blank(hi) and (lo != hi or lo != ratio):
+        text += f" ({lo:.3f}–{hi:.3f})"
+    return text + (" †" if record.get(f"{name}_significant") is True else "")
+
+
+def comparison(c: Any) -> None:
+    from harness.compare import ENERGY_MARGIN, TIMING_MARGIN
+
     out = console()
+    records = c.frame.to_dict("records")
+    keys = [k for k in ("suite", "model", "task", "method") if k in c.frame.columns]
+    cells = [[str(r[k]) for k in keys] + [_ratio(r, name) for name, _ in COMPARED_SHORT] for r in records]
+    headers = keys + [f"{short} B/A" for _, short in COMPARED_SHORT]
+    need = [max([len(h)] + [len(row[i]) for row in cells]) + 3 for i, h in enumerate(headers)]
+    width, used, shown = _width(out), 1 + sum(need[: len(keys)]), list(range(len(keys)))
+    for i in range(len(keys), len(headers)):
+        if any(row[i] for row in cells) and (width is None or used + need[i] <= width):
+            shown.append(i)
+            used += need[i]
+    table = Table(title=escape(f"B / A: {c.dir_b} / {c.dir_a}"), header_style="bold")
+    for i in shown:
+        table.add_column(escape(headers[i]), justify="left" if i < len(keys) else "right", no_wrap=True)
+    for row in cells:
+        table.add_row(*(escape(row[i]) for i in shown))
     out.print(table)
+    dropped = [headers[i] for i in range(len(keys), len(headers)) if i not in shown and any(r[i] for r in cells)]
+    if dropped:
+        out.print(f"  (… {len(dropped)} more columns: {', '.join(dropped)}; the CSV has them all)", markup=False)
+    out.print(f"  (lo–hi): the ratio's 95% interval; † significant: the intervals do not overlap and the change "
+              f"exceeds the run-to-run margin (timings {TIMING_MARGIN:.0%}, energy {ENERGY_MARGIN:.0%}, "
+              "accuracy and size any change)", markup=False, soft_wrap=True)
+    if c.env_diffs:
+        out.print("environment differences (A → B):", markup=False)
+        for what, a, b in c.env_diffs:
+            out.print(f"  {what}: {a} → {b}", markup=False, soft_wrap=True)
+    else:
+        out.print("environment: the same torch, harness, GPU, driver, CPU and threads on both sides", markup=False)
     if c.unmatched:
         out.print(f"{len(c.unmatched)} run(s) only in one of the two: " + ", ".join("/".join(k) for k in c.unmatched[:10]),
                   markup=False)

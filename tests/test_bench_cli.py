@@ -122,8 +122,10 @@ def test_report_and_compare(first_run, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     html = (tmp_path / "report" / "report.html").read_text()
     assert "prune-ft-int8" in html and "sparsity_pruned_tensors" in html and "Machines" in html
+    assert html.count("<svg") == 1 and (tmp_path / "report" / "report.md").exists()  # one (model, task)
     compared = cli("compare", str(results), str(results), "--csv", str(tmp_path / "cmp.csv"))
     assert compared.returncode == 0, compared.stderr
     with open(tmp_path / "cmp.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 4 and all(float(r["size_mb_b/a"]) == 1.0 for r in rows)
+    assert all(r["latency_ms_p50_significant"] == "False" for r in rows)  # a run against itself

@@ -1,0 +1,133 @@
+"""The leaderboard's columns as people read them: a short terminal header, a published
+label with units, a number format, a priority for narrow terminals, and which marker
+(estimated ``*``, noisy ``~``) a cell can carry. No pandas here: the CLI imports it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the frame's column
+    short: str  # terminal header
+    label: str  # published header, with units
+    kind: str = "num"  # num | int | pct | ratio | text | acc | yesno
+    priority: int = 50  # terminal: lower numbers stay longest when the width runs short
+    estimable: bool = False  # may be an estimate: marked "*"
+    timed: bool = False  # a timing: marked "~" (noisy) or "!" (machine busy)
+    optional: bool = False  # shown only when some row has it (task-specific figures)
+
+
+COLUMNS = [
+    Column("rank", "#", "#", "int", 0),
+    Column("suite", "suite", "Suite", "text", 90),
+    Column("model", "model", "Model", "text", 1),
+    Column("task", "task", "Task", "text", 8),
+    Column("method", "method", "Method", "text", 2),
+    Column("status", "status", "Status", "text", 3),
+    Column("accuracy", "acc % ± se", "Accuracy (%)", "acc", 4, optional=True),
+    Column("perplexity", "ppl", "Perplexity", "num", 4, optional=True),
+    Column("top1_agreement", "top-1 agr", "Top-1 agreement (%)", "pct", 4, optional=True),
+    Column("bits_per_byte", "bpb", "Bits per byte", "num", 20, optional=True),
+    Column("kl_div_mean", "KL", "KL divergence", "num", 20, optional=True),
+    Column("accuracy_ratio", "acc ratio", "Acc. vs baseline", "ratio3", 12),
+    Column("holds_accuracy", "holds", "Holds accuracy", "yesno", 11),
+    Column("latency_ms_p50", "p50 ms", "Latency p50 (ms)", "num", 9, timed=True),
+    Column("latency_ms_p99", "p99 ms", "Latency p99 (ms)", "num", 16, timed=True),
+    Column("throughput_sps", "samples/s", "Throughput (samples/s)", "num", 14, timed=True),
+    Column("speedup", "speedup", "Speedup (×)", "ratio", 5, timed=True),
+    Column("size_mb", "size MB", "Size (MB)", "num", 6),
+    Column("size_ratio", "size ×", "Smaller by (×)", "ratio", 10),
+    Column("params", "params", "Parameters", "int", 18),
+    Column("sparsity", "sparsity %", "Sparsity (%)", "pct", 15),
+    Column("peak_mem_mb", "peak MB", "Peak memory (MB)", "num", 19),
+    Column("energy_j_per_1k", "J/1k", "Energy (J / 1k inf.)", "num", 13, estimable=True),
+    Column("dynamic_energy_j_per_1k", "J/1k >idle", "Energy above idle (J / 1k inf.)", "num", 21, estimable=True),
+    Column("co2_g_per_1k", "gCO2e/1k", "CO₂e (g / 1k inf.)", "num", 22, estimable=True),
+    Column("cost_usd_per_1m", "$/1M", "Cost ($ / 1M inf.)", "num", 23, estimable=True),
+    Column("compress_s", "compress s", "Compression time (s)", "num", 17),
+    Column("ttft_ms", "TTFT ms", "Time to first token (ms)", "num", 7, timed=True, optional=True),
+    Column("decode_tokens_per_s", "decode tok/s", "Decode (tokens/s)", "num", 7, timed=True, optional=True),
+]
+BY_KEY = {c.key: c for c in COLUMNS}
+# Where a quality figure lives and which way is better: the y axis of a trade-off plot.
+QUALITY = [("accuracy", True), ("perplexity", False), ("top1_agreement", True), ("bits_per_byte", False),
+           ("kl_div_mean", False)]
+
+
+def blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value: float) -> str:
+    """Three significant figures or whole numbers with separators; never scientific
+    notation between 0.001 and a billion."""
+    size = abs(value)
+    if size == 0:
+        return "0"
+    if size >= 1e9 or size < 1e-3:
+        return f"{value:.2e}"
+    if size >= 100:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def cell(column: Column, record: dict[str, Any]) -> str:
+    """The cell's text, without markers; '' when the figure was not measured."""
+    value = record.get(column.key)
+    if blank(value):
+        return ""
+    kind = column.kind
+    if kind == "acc":
+        stderr = record.get("accuracy_stderr")
+        return f"{value * 100:.2f}" + ("" if blank(stderr) else f" ± {stderr * 100:.2f}")
+    if kind == "yesno" or isinstance(value, bool):
+        return "yes" if value else "no"
+    if kind == "text" or isinstance(value, str):
+        return str(value)
+    if kind == "int":
+        return f"{value:,.0f}"
+    if kind == "pct":
+        return f"{value * 100:.1f}"
+    if kind == "ratio":
+        return f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.2g}"
+    if kind == "ratio3":
+        return f"{value:.3f}"
+    return number(float(value))
+
+
+def marker(column: Column, record: dict[str, Any], hide_estimated: bool = False) -> str:
+    """'*' estimated, '~' noisy timing, '!' timed on a busy machine, or ''."""
+    if column.estimable and column.key in str(record.get("estimated") or "").split(","):
+        return "*"
+    if column.timed:
+        return {"noisy": "~", "busy": "!"}.get(record.get("timing_caveat") or "", "")
+    return ""
+
+
+def with_data(frame: Any, columns: list[Column]) -> list[Column]:
+    """The columns of ``frame`` that some row has a value in (text columns always)."""
+    kept = []
+    for column in columns:
+        if column.key not in frame.columns:
+            continue
+        if column.kind == "text" or frame[column.key].notna().any():
+            kept.append(column)
+    return kept
+
+
+def resolve(names: list[str]) -> list[Column]:
+    """Columns named by key ('latency_ms_p50') or terminal header ('p50 ms'); ValueError
+    naming the valid keys for an unknown one."""
+    lookup = {c.key.lower(): c for c in COLUMNS} | {c.short.lower(): c for c in COLUMNS}
+    unknown = [n for n in names if n.strip().lower() not in lookup]
+    if unknown:
+        raise ValueError(f"unknown column(s) {', '.join(unknown)}; choose from {', '.join(c.key for c in COLUMNS)}")
+    return list(dict.fromkeys(lookup[n.strip().lower()] for n in names))

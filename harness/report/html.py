@@ -1,0 +1,166 @@
+"""``report.html``: one self-contained page (inline CSS and SVG, no scripts, nothing
+fetched). Every name and text that came from a suite or a run is escaped here."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from harness.report.summary import Header, Machine, MethodRow, seconds
+from harness.report.tables import Group
+from harness.result import RunResult
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d232b;margin:0;background:#f6f7f9}
+main{max-width:1340px;margin:0 auto;padding:20px 24px 48px;background:#fff}
+h1{font-size:24px;margin:8px 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid #dde1e6;padding-bottom:4px}
+h3{font-size:16px;margin:24px 0 6px}p,li{max-width:980px}.meta{color:#4a5563;margin:2px 0}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}nav a{margin-right:14px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0 10px;font-variant-numeric:tabular-nums}
+th{background:#eef1f5;font-weight:600;text-align:right;vertical-align:bottom;padding:4px 5px;border-bottom:2px solid #c9d0d8}
+td{padding:3px 5px;border-bottom:1px solid #e6e9ee;text-align:right;white-space:nowrap}
+td.name{white-space:normal;overflow-wrap:anywhere;min-width:8.5em;max-width:13em}
+th.t,td.t{text-align:left}tbody tr:hover{background:#f3f7fc}
+td.wrap{white-space:normal;max-width:360px}td .sub{color:#5b6573;font-size:12px}
+td.good{color:#17692e;font-weight:600}td.bad{color:#a32020;font-weight:600}
+abbr{text-decoration:none;cursor:help}abbr sup{color:#a35a00;font-weight:700}
+figure{margin:6px 0 4px}figcaption{color:#4a5563;font-size:12.5px}
+details{margin:4px 0;border:1px solid #e1e5ea;border-radius:4px;padding:3px 8px}summary{cursor:pointer}
+td details{border:0;padding:0;margin:0}
+pre{white-space:pre-wrap;word-break:break-word;font-size:12px;background:#f6f8fa;padding:8px;max-height:360px;overflow:auto}
+.status-failed,.status-timeout{color:#a32020;font-weight:600}.status-skipped{color:#8a6100;font-weight:600}
+"""
+
+
+def _td(text: str, cls: str = "", title: str = "") -> str:
+    attrs = (f' class="{cls}"' if cls else "") + (f' title="{escape(title)}"' if title else "")
+    return f"<td{attrs}>{text}</td>"
+
+
+def _header(h: Header) -> list[str]:
+    suites = ", ".join(h.suites)
+    gate = " / ".join(f"{g:g}" for g in h.gates)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(h.counts.items()))
+    parts = [f"<h1>Compression benchmark: {escape(suites)}</h1>",
+             f"<p class=meta>Runs from {escape(h.first)} to {escape(h.last)} UTC · harness "
+             f"{escape(', '.join(h.harness) or '?')} · {escape(counts)} runs</p>",
+             f"<p class=meta>A method <b>holds accuracy</b> when its accuracy is at least {escape(gate)} × "
+             "the baseline's (the suite's <code>accuracy_gate</code>).</p>"]
+    parts += [f"<p class=meta>Machine: {escape(m.line())} ({m.runs} runs)</p>" for m in h.machines]
+    parts.append('<nav><a href="#leaderboard">Leaderboard</a><a href="#methods">Methods</a>'
+                 '<a href="#machines">Machines</a><a href="#unfinished">Runs that did not finish</a>'
+                 '<a href="#notes">Notes</a></nav>')
+    return parts
+
+
+def _group(group: Group, svg: str | None, with_suite: bool) -> list[str]:
+    parts = [f"<h3>{escape(group.title(with_suite))}</h3>"]
+    if not group.rows:
+        return parts + ["<p>No run of this model and task finished ok; see below.</p>"]
+    head = "".join(f'<th class="{"t" if c.kind == "text" else ""}">{escape(c.label)}</th>' for c in group.columns)
+    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>")
+    for row in group.rows:
+        cells = []
+        for column, c in zip(group.columns, row):
+            content = escape(c.text)
+            if c.mark:
+                content = f'<abbr title="{escape(c.title)}">{content}<sup>{escape(c.mark)}</sup></abbr>'
+            cls = " ".join(filter(None, ["t name" if column.kind == "text" else "", c.flag]))
+            cells.append(_td(content, cls))
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("</tbody></table>")
+    if svg:
+        parts.append(f"<figure>{svg}<figcaption>Quality against cost, one panel per cost figure. "
+                     "The orange line is the Pareto frontier (no other method is better on both axes); "
+                     "★ the baseline; hollow points miss the accuracy gate (dotted line); "
+                     "▼ at the edge: far worse than the rest (its value in brackets); bars: ± 1 standard error.</figcaption></figure>")
+    return parts
+
+
+def _lines(items: list[str], cls: str = "") -> str:
+    return "<br>".join(f'<span class="{cls}">{escape(i)}</span>' if cls else escape(i) for i in items)
+
+
+def _kernels(items: list[str]) -> str:
+    out = []
+    for item in items:
+        head, _, rest = item.partition(" ")
+        out.append(f"<b>{escape(head)}</b>" + (f' <span class="sub">{escape(rest)}</span>' if rest else ""))
+    return "<br>".join(out)
+
+
+def _methods(rows: list[MethodRow], infos: dict[tuple, list[dict[str, Any]]], with_suite: bool) -> list[str]:
+    head = ("<tr>" + ('<th class="t">Suite</th>' if with_suite else "") + '<th class="t">Model</th>'
+            '<th class="t">Method</th><th class="t">Steps</th><th class="t">What changed</th>'
+            '<th class="t">Kernels</th><th class="t">Library</th><th>Compression time (s)</th>'
+            "<th>Break-even (inferences)</th></tr>")
+    parts = ["<table><thead>", head, "</thead><tbody>"]
+    for r in rows:
+        info = json.dumps(infos.get((r.suite, r.model, r.method), []), indent=1, default=str)
+        method = (f"{escape(r.method)}<details><summary class=sub>info</summary>"
+                  f"<pre>{escape(info)}</pre></details>")
+        cells = ([_td(escape(r.suite), "t")] if with_suite else []) + [
+            _td(escape(r.model), "t"), _td(method, "t wrap"), _td(_lines(r.steps), "t wrap"),
+            _td(_lines(r.changed), "t wrap"), _td(_kernels(r.kernels), "t wrap"),
+            _td(_lines(r.libraries, "sub"), "t wrap"), _td(seconds(r.compress_s)),
+            _td("" if r.break_even is None else f"{r.break_even:,.0f}")]
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    return parts + ["</tbody></table>"]
+
+
+def _machines(machines: list[Machine]) -> list[str]:
+    keys = [("cpu", "CPU"), ("cores", "Cores"), ("threads", "Torch threads"), ("gpu", "GPU"),
+            ("driver", "Driver"), ("torch", "torch"), ("harness", "harness"), ("python", "Python"),
+            ("os", "OS"), ("runs", "Runs")]
+    parts = ["<table><thead><tr>" + "".join(f'<th class="t">{label}</th>' for _, label in keys)
+             + "</tr></thead><tbody>"]
+    for m in machines:
+        cells = [_td(escape(str(getattr(m, k)) or ("none" if k == "gpu" else "")), "t") for k, _ in keys]
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    return parts + ["</tbody></table>"]
+
+
+def _unfinished(results: list[RunResult]) -> list[str]:
+    if not results:
+        return ["<p>Every run finished ok.</p>"]
+    parts = []
+    for r in results:
+        summary = (f'{escape(r.model)} · {escape(r.method)} · {escape(r.task)} — '
+                   f'<span class="status-{escape(r.status)}">{escape(r.status)}</span>: '
+                   f"{escape(r.first_error_line or 'no error recorded')}")
+        parts.append(f"<details><summary>{summary}</summary><pre>{escape(r.error or '')}</pre></details>")
+    return parts
+
+
+def page(header: Header, groups: list[Group], svgs: dict[int, str], method_rows: list[MethodRow],
+         infos: dict[tuple, list[dict[str, Any]]], unfinished: list[RunResult],
+         notes: list[tuple[str, str, str]]) -> str:
+    """The whole report as one HTML document."""
+    with_suite = len(header.suites) > 1
+    title = "Compression benchmark: " + ", ".join(header.suites)
+    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body><main>"]
+    parts += _header(header)
+    parts += ['<h2 id="leaderboard">Leaderboard</h2>',
+              "<p>Per model and task, the runs that finished ok, ranked: methods that hold accuracy first, "
+              "then by speedup. Speedup and “smaller by” are against the baseline of the same model and task. "
+              "An empty cell was not measured; a marked cell is explained on hover and under "
+              '<a href="#notes">Notes</a>.</p>']
+    for i, group in enumerate(groups):
+        parts += _group(group, svgs.get(i), with_suite)
+    parts += ['<h2 id="methods">Methods: what each run did</h2>',
+              "<p>From each run's <code>steps[].info</code>: layers touched, bits, realized sparsity, whether "
+              "kernels are real or simulated, the library, and what compressing cost.</p>"]
+    parts += _methods(method_rows, infos, with_suite)
+    parts.append('<h2 id="machines">Machines</h2>')
+    parts += _machines(header.machines)
+    parts.append('<h2 id="unfinished">Runs that did not finish</h2>')
+    parts += _unfinished(unfinished)
+    parts.append('<h2 id="notes">Notes</h2><ul>')
+    parts += [f"<li><b>{escape(mark)}</b> {escape(label)}: {escape(text)}</li>" for mark, label, text in notes]
+    parts.append("<li>Every figure's provenance (measured or estimated, and how) is in "
+                 "<code>results.jsonl</code> beside the results.</li></ul>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts)

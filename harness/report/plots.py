@@ -1,0 +1,228 @@
+"""Trade-off (Pareto) plots as SVG text: per (suite, model, task), quality against
+latency, size, energy and throughput; the frontier drawn, the baseline marked, every
+method labelled, runs that miss the accuracy gate hollow and grey. matplotlib (the
+``report`` extra) is imported here only, and only when a report is written."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any
+
+from harness.report.columns import BY_KEY, QUALITY, blank, number
+
+# (frame column, axis label, lower is better)
+AXES = [
+    ("latency_ms_p50", "latency p50 (ms) at the smallest batch", True),
+    ("size_mb", "size (MB)", True),
+    ("energy_j_per_1k", "energy (J / 1k inferences)", True),
+    ("throughput_sps", "throughput (samples/s) at the largest batch", False),
+]
+HOLDS, MISSES, BASE, FRONTIER = "#1f5fa8", "#b03030", "#111111", "#e08a00"
+
+
+def quality_of(frame: Any) -> tuple[str, bool] | None:
+    """(the quality figure these rows have, higher is better), or None."""
+    for key, higher in QUALITY:
+        if key in frame.columns and frame[key].notna().any():
+            return key, higher
+    return None
+
+
+def frontier(points: list[tuple[float, float]], x_lower: bool, y_higher: bool) -> list[tuple[float, float]]:
+    """The points no other point beats on both axes, sorted by x (best x first)."""
+    ordered = sorted(points, key=lambda p: (p[0] if x_lower else -p[0], -p[1] if y_higher else p[1]))
+    best, out = None, []
+    for x, y in ordered:
+        if best is None or (y > best if y_higher else y < best):
+            out.append((x, y))
+            best = y
+    return out
+
+
+def _records(group: Any, quality: str) -> list[dict[str, Any]]:
+    return [r for r in group.to_dict("records") if r["status"] == "ok" and not blank(r.get(quality))]
+
+
+def _scale(y: float, quality: str) -> float:
+    return y * 100 if BY_KEY[quality].kind in ("acc", "pct") else y
+
+
+def focus(ys: list[float], base: float | None, higher: bool, percent: bool,
+          spread: float = 0.0) -> tuple[float, float] | None:
+    """Y limits that leave out far-off points (over 10 points, or 2×, worse than the
+    baseline), so that the methods near the baseline stay apart; None if none is far.
+    ``spread``: the largest error bar, kept inside."""
+    if base is None or not ys:
+        return None
+    limit = (base - 10 if higher else base + 10) if percent else (base / 2 if higher else base * 2)
+    near = [y for y in ys if (y >= limit if higher else y <= limit)]
+    if len(near) == len(ys) or not near:
+        return None
+    lo, hi = min(near) - spread, max(near) + spread
+    pad = (hi - lo) * 0.12 or abs(hi) * 0.02 or 0.5
+    return lo - 2 * pad if higher else lo - pad, hi + pad if higher else hi + 2 * pad
+
+
+def _axis(ax: Any, records: list[dict[str, Any]], key: str, label: str, lower: bool,
+          quality: str, higher: bool, gate: float | None) -> None:
+    pts = [r for r in records if not blank(r.get(key))]
+    xs = [float(r[key]) for r in pts]
+    ys = [_scale(float(r[quality]), quality) for r in pts]
+    if xs and min(xs) > 0 and max(xs) / min(xs) > 8:
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: number(v)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    base = next((y for r, y in zip(pts, ys) if r["method"] == "baseline"), None)
+    errors = [float(r["accuracy_stderr"]) * 100 for r in pts
+              if quality == "accuracy" and not blank(r.get("accuracy_stderr"))]
+    limits = focus(ys, base, higher, BY_KEY[quality].kind in ("acc", "pct"), max(errors, default=0.0))
+    edge = None if limits is None else (limits[0] if higher else limits[1])
+    shown = [y if edge is None or (y >= edge if higher else y <= edge) else edge for y in ys]
+    front = {p for p in frontier(list(zip(xs, ys)), lower, higher)}
+    line = sorted((x, s) for x, y, s in zip(xs, ys, shown) if (x, y) in front)
+    if len(line) > 1:
+        fx, fy = zip(*line)
+        ax.plot(fx, fy, drawstyle="steps-post" if lower else "steps-pre", color=FRONTIER, lw=1.4, zorder=1)
+    for r, x, y, s in zip(pts, xs, ys, shown):
+        stderr = r.get("accuracy_stderr") if quality == "accuracy" else None
+        miss = r.get("holds_accuracy") is False
+        is_base = r["method"] == "baseline"
+        color = BASE if is_base else MISSES if miss else HOLDS
+        clipped = s != y
+        if not blank(stderr) and not clipped:
+            ax.errorbar(x, y, yerr=stderr * 100, fmt="none", ecolor=color, elinewidth=0.8, alpha=0.6, zorder=2)
+        ax.scatter([x], [s], marker="*" if is_base else ("v" if higher else "^") if clipped else "o",
+                   s=90 if is_base else 28, zorder=3, facecolors="white" if miss else color, edgecolors=color,
+                   linewidths=1.2, clip_on=False)
+        text = f"{r['method']} ({y:.3g})" if clipped else r["method"]
+        left = _right_half(x, xs, ax.get_xscale() == "log")  # label to the left, inside the panel
+        note = ax.annotate(text, (x, s), xytext=(-5 if left else 5, 0), textcoords="offset points", fontsize=7,
+                           ha="right" if left else "left", va="center", color="#777777" if miss else "#222222",
+                           zorder=5 if is_base else 4 if not miss else 3, annotation_clip=False,
+                           arrowprops={"arrowstyle": "-", "color": "#b0b0b0", "lw": 0.5, "shrinkA": 0, "shrinkB": 3})
+        note.arrow_patch.set_visible(False)
+        note.set_in_layout(False)
+    if limits is not None:
+        ax.set_ylim(*limits)
+    if BY_KEY[quality].kind in ("acc", "pct") and ax.get_ylim()[1] > 100:
+        ax.set_ylim(top=100.2)
+    if gate is not None:
+        ax.axhline(gate, color=MISSES, lw=0.8, ls=":", zorder=0)
+    ax.set_xlabel(label + (" — lower is better" if lower else " — higher is better"), fontsize=8)
+    ax.set_ylabel(BY_KEY[quality].label + ("" if higher else " — lower is better"), fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, lw=0.3, alpha=0.5)
+
+
+def _right_half(x: float, xs: list[float], log: bool) -> bool:
+    lo, hi = min(xs), max(xs)
+    if log:
+        x, lo, hi = math.log(x), math.log(lo), math.log(hi)
+    return hi > lo and (x - lo) / (hi - lo) > 0.6
+
+
+# Where a label may go relative to its point (offset in points), nearest first.
+CANDIDATES = [(5, 0), (-5, 0), (0, 8), (0, -8)] + [
+    (round(r * math.cos(a), 1), round(r * math.sin(a), 1))
+    for r in (12, 20, 30, 42) for a in (0, math.pi, math.pi / 4, -math.pi / 4, 3 * math.pi / 4, -3 * math.pi / 4,
+                                        math.pi / 2, -math.pi / 2)]
+
+
+def _declutter(fig: Any, ax: Any) -> None:
+    """Place each method label where it overlaps no other label, no point and stays in
+    the panel (nearest free spot first; a thin leader line when it moved away)."""
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    def extent(text: Any) -> Any:  # the label alone, without its (hidden) leader line
+        text.update_positions(renderer)
+        return Text.get_window_extent(text, renderer)
+
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    dots = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in (ax.transData.transform(t.xy) for t in ax.texts)]
+    placed: list[Any] = []
+
+    def cost(box: Any) -> float:
+        inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 - 12 <= box.y0 and box.y1 <= frame.y1
+        hits = sum(box.overlaps(other) for other in placed) * 10 + sum(box.overlaps(d) for d in dots)
+        return hits + (0 if inside else 5)
+
+    for text in sorted(ax.texts, key=lambda t: t.get_zorder(), reverse=True):
+        best = None
+        for dx, dy in CANDIDATES:
+            text.xyann = (dx, dy)
+            text.set_horizontalalignment("left" if dx > 0 else "right" if dx < 0 else "center")
+            box = extent(text)
+            score = cost(box) + math.hypot(dx, dy) / 100
+            if best is None or score < best[0]:
+                best = (score, dx, dy, box)
+            if score < 1:
+                break
+        _, dx, dy, box = best
+        text.xyann = (dx, dy)
+        text.set_horizontalalignment("left" if dx > 0 else "right" if dx < 0 else "center")
+        if math.hypot(dx, dy) > 10 and text.arrow_patch is not None:
+            text.arrow_patch.set_visible(True)
+        placed.append(box)
+
+
+def pareto_svg(group: Any, title: str, salt: str, gate: float | None = None) -> str | None:
+    """One SVG (2×2 panels, those with data) for one (suite, model, task); None when
+    no run has both a quality figure and a cost figure. ``gate``: the suite's
+    accuracy_gate (drawn as a line at baseline accuracy × gate)."""
+    found = quality_of(group)
+    if found is None:
+        return None
+    quality, higher = found
+    records = _records(group, quality)
+    axes = [a for a in AXES if a[0] in group.columns and any(not blank(r.get(a[0])) for r in records)]
+    if not records or not axes:
+        return None
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    base = [r for r in records if r["method"] == "baseline"]
+    line = None
+    if quality == "accuracy" and base and gate is not None:
+        line = _scale(float(base[0]["accuracy"]) * gate, quality)
+    cols = 2 if len(axes) > 1 else 1
+    rows = math.ceil(len(axes) / cols)
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 8,
+                                 "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans", "Arial"]}):
+        fig = Figure(figsize=(6.3 * cols, 4.3 * rows), layout="constrained")
+        FigureCanvasAgg(fig)  # text extents for _declutter; the SVG is written by savefig
+        panels = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, (key, label, lower) in zip(panels, axes):
+            _axis(ax, records, key, label, lower, quality, higher, line)
+        for ax in panels[len(axes):]:
+            ax.set_visible(False)
+        fig.suptitle(title, fontsize=10)
+        fig.canvas.draw()
+        for ax in panels[: len(axes)]:
+            _declutter(fig, ax)
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return compact(buffer.getvalue())
+
+
+def compact(svg: str) -> str:
+    """The same picture in fewer bytes: coordinates to 0.01 pt, no ids on groups (nothing
+    refers to them; they would repeat across the plots of one page)."""
+    svg = re.sub(r'<g id="[^"]*">', "<g>", svg)
+    return re.sub(r'( (?:d|x|y|x1|x2|y1|y2|transform|points)=")([^"]*)"',
+                  lambda m: m.group(1) + re.sub(r"(\d+\.\d{2})\d+", r"\1", m.group(2)) + '"', svg)
+
+
+def inline(svg: str, label: str) -> str:
+    """The SVG without its XML prologue, scaled to its container, labelled for readers."""
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"',
+                 lambda m: f'<svg{m.group(1)} role="img" aria-label="{label}" style="width:100%;max-width:1300px;height:auto"',
+                 svg, count=1)
+    return svg

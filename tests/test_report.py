@@ -1,0 +1,255 @@
+"""The published report: report.html (self-contained, escaped, plots per model and task,
+curated tables) and report.md with its SVG plots; checked in headless Chromium when
+``chromium`` is on PATH. Rows are made here, no bench runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from conftest import cli
+
+ESTIMATED = ("estimated: no CPU energy counters readable (no RAPL); this process's CPU load × TDP; "
+             "over a 3.0 s sustained window of {n} inferences at batch 8")
+ENV = {"harness": "0.1.0", "torch": "2.13.0+cpu", "python": "3.11.7", "cpu": "Test CPU 9000", "cpu_count": 2,
+       "cpu_affinity": 2, "torch_threads": 1, "os": "Linux", "device": "cpu", "gpu_state": {"absent": "no GPU"}}
+
+
+def make_row(method: str, *, model: str = "mlp", task: str = "digits", suite: str = "demo", status: str = "ok",
+             accuracy: float = 0.95, latency_ms: float = 0.10, size_mb: float = 1.0, energy: float = 0.5,
+             noisy: bool = False, info: dict | None = None, error: str | None = None, env: dict | None = None,
+             ci: float = 0.01, started: str = "2026-01-02T10:00:00+00:00") -> dict:
+    """A result row shaped like the worker's: metrics with per-batch latency and CIs,
+    provenance, steps with info, env and spec."""
+    run_id = f"{suite}-{model}-{method}-{task}"[:60]
+    row = {"run_id": run_id, "suite": suite, "model": model, "method": method, "task": task, "status": status,
+           "device": "cpu", "started_at": started, "duration_s": 3.0, "env": copy.deepcopy(env or ENV),
+           "spec": {"accuracy_gate": 0.99, "model": {"name": model, "source": "builtin", "ref": model}},
+           "steps": [{"use": "quant.int8-dynamic" if method != "baseline" else "baseline", "params": {"bits": 8},
+                      "apply_s": 0.01, "info": info if info is not None else
+                      {"layers_touched": 3, "bits_per_weight": 8, "kernels": "real (fbgemm int8 GEMM)",
+                       "library": "torch 2.13.0"}}]}
+    if error:
+        row["error"] = error
+    if status != "ok":
+        return row
+    lo, hi = latency_ms * (1 - ci), latency_ms * (1 + ci)
+    batch8 = latency_ms * 4
+    row["metrics"] = {
+        "accuracy": accuracy, "accuracy_stderr": 0.005, "latency_ms_p50": latency_ms, "latency_ms_p99": latency_ms * 2,
+        "throughput_sps": 8 * 1000 / batch8, "size_mb": size_mb, "params": 85002, "sparsity": 0.0,
+        "peak_mem_mb": 300.0, "energy_j_per_1k": energy, "co2_g_per_1k": energy / 1e4, "compress_s": 0.01,
+        "compress_energy_j": 0.2, "timing_noisy": noisy,
+        "latency": {"1": {"p50_ms": latency_ms, "median_ms": latency_ms, "ci95_ms": [lo, hi], "noisy": noisy},
+                    "8": {"p50_ms": batch8, "median_ms": batch8, "ci95_ms": [batch8 * (1 - ci), batch8 * (1 + ci)],
+                          "noisy": False}},
+    }
+    row["provenance"] = {
+        "accuracy": "measured: the classification task's evaluation",
+        "latency_ms_p50": "measured: perf_counter_ns; median at batch 1",
+        "energy_j_per_1k": ESTIMATED.format(n=1000 + len(method)),
+        "co2_g_per_1k": "estimated: grid average for DEU",
+        "timing_noisy": "measured: a batch size's timing missed ci_target or never settled: " + ("1" if noisy else "none"),
+        "cost_usd_per_1m": "absent: measure.price_per_hour is 0",
+    }
+    return row
+
+
+def demo_rows(suite: str = "demo") -> list[dict]:
+    rows = []
+    for model, scale in (("mlp", 1.0), ("cnn", 3.0)):
+        rows += [
+            make_row("baseline", model=model, suite=suite, accuracy=0.95, latency_ms=0.10 * scale, size_mb=1.0 * scale,
+                     info={"changed": "nothing", "kernels": "real"}),
+            make_row("int8", model=model, suite=suite, accuracy=0.948, latency_ms=0.08 * scale, size_mb=0.27 * scale,
+                     energy=0.4),
+            make_row("prune-a-very-long-method-name-0.9", model=model, suite=suite, accuracy=0.60,
+                     latency_ms=0.09 * scale, noisy=True,
+                     info={"layers": ["a", "b"], "sparsity_pruned_tensors": 0.9,
+                           "kernels": "simulated (zeros in dense tensors)", "library": "torch.nn.utils.prune"}),
+        ]
+    rows.append(make_row("gptq", suite=suite, status="skipped", error="quant.gptq: needs CUDA\ndetails here"))
+    rows.append(make_row("<b>bold</b>&x", suite=suite, status="failed",
+                         error="RuntimeError: <script>alert(1)</script>\nTraceback (most recent call last): ..."))
+    return rows
+
+
+def write_results(root: Path, rows: list[dict]) -> Path:
+    for suite in {r["suite"] for r in rows}:
+        directory = root / suite
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / "results.jsonl", "a") as fh:
+            for r in rows:
+                if r["suite"] == suite:
+                    fh.write(json.dumps(r) + "\n")
+    return root
+
+
+class Tables(HTMLParser):
+    """Each <table> of a page as rows of cell texts (header row first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.depth = 0
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th") and self.tables:
+            self.cell = []
+        elif tag == "details" and self.cell is not None:
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell).strip())
+            self.cell = None
+        elif tag == "details" and self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if self.cell is not None and not self.depth:
+            self.cell.append(data)
+
+
+def tables_of(html: str) -> list[list[list[str]]]:
+    parser = Tables()
+    parser.feed(html)
+    return parser.tables
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    root = write_results(tmp_path_factory.mktemp("results"), demo_rows())
+    out = tmp_path_factory.mktemp("report")
+    proc = cli("report", str(root), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_the_report_directory_has_html_markdown_plots_and_tables(report: Path) -> None:
+    names = sorted(p.name for p in report.iterdir())
+    assert names == ["leaderboard.csv", "leaderboard.md", "plot-cnn-digits.svg", "plot-mlp-digits.svg",
+                     "report.html", "report.md"]
+    html = (report / "report.html").read_text()
+    assert html.count("<svg") == 2 and "<script" not in html.lower() and "<link" not in html
+    assert not re.search(r"(src|href)=\"?(https?:)?//", html)  # nothing fetched
+    assert "Compression benchmark: demo" in html and "2026-01-02 10:00" in html and "harness 0.1.0" in html
+    assert "0.99 × the baseline" in html and "Test CPU 9000, 2 cores, 1 torch threads, no GPU" in html
+
+
+def test_the_leaderboard_tables_are_curated(report: Path) -> None:
+    html = (report / "report.html").read_text()
+    boards = [t for t in tables_of(html) if t[0][:2] == ["#", "Method"]]
+    assert len(boards) == 2
+    for table in boards:
+        header, body = table[0], table[1:]
+        assert [row[1] for row in body] == ["int8", "baseline", "prune-a-very-long-method-name-0.9"]
+        assert {"Accuracy (%)", "Latency p50 (ms)", "Size (MB)", "Speedup (×)", "Holds accuracy"} <= set(header)
+        assert "Cost ($ / 1M inf.)" not in header  # no data, no column
+        for i, name in enumerate(header):
+            assert any(row[i] for row in body), f"empty column {name}"
+        assert [row[header.index("Holds accuracy")] for row in body] == ["yes", "yes", "no"]
+        assert body[1][header.index("Accuracy (%)")] == "95.00 ± 0.50"
+    # estimated and noisy cells: marked, the provenance on hover and in a footnote
+    assert re.search(r'<abbr title="estimated: no CPU energy counters[^"]*">0\.4<sup>\*</sup></abbr>', html)
+    assert re.search(r'<abbr title="measured: a batch size&#x27;s timing missed ci_target[^"]*: 1">[^<]+<sup>~</sup>', html)
+    notes = html[html.index('id="notes"'):]
+    assert "Energy (J / 1k inf.): estimated: no CPU energy counters readable (no RAPL)" in notes
+    assert "details vary per run" in notes and "noisy" in notes
+
+
+def test_methods_machines_and_unfinished_runs(report: Path) -> None:
+    html = (report / "report.html").read_text()
+    methods = next(t for t in tables_of(html) if t[0][:3] == ["Model", "Method", "Steps"])
+    int8 = next(row for row in methods if row[1] == "int8")
+    assert int8[2] == "quant.int8-dynamic(bits=8)" and "3 layers, 8 bits/weight" in int8[3]
+    assert int8[4].startswith("real") and int8[5] == "torch 2.13.0" and int8[6] == "0.01"
+    pruned = next(row for row in methods if row[1].startswith("prune"))
+    assert "2 layers, sparsity 90.0%" in pruned[3] and pruned[4].startswith("simulated")
+    machines = next(t for t in tables_of(html) if t[0][0] == "CPU")
+    assert machines[1][:3] == ["Test CPU 9000", "2", "1"] and machines[1][3] == "none"
+    unfinished = html[html.index('id="unfinished"'):html.index('id="notes"')]
+    assert unfinished.count("<details>") == 2 and "quant.gptq: needs CUDA" in unfinished
+    assert "status-skipped" in unfinished and "status-failed" in unfinished
+
+
+def test_everything_a_user_wrote_is_escaped(report: Path) -> None:
+    html = (report / "report.html").read_text()
+    assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;&amp;x" in html
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    markdown = (report / "report.md").read_text()
+    assert "<b>bold" not in markdown and "<script>alert" not in markdown
+
+
+def test_markdown_report_links_its_plots(report: Path) -> None:
+    markdown = (report / "report.md").read_text()
+    assert markdown.startswith("# Compression benchmark: demo")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert sorted(links) == ["plot-cnn-digits.svg", "plot-mlp-digits.svg"]
+    for link in links:
+        svg = (report / link).read_text()
+        assert "<svg" in svg and "int8" in svg and "baseline" in svg
+    table = [line for line in markdown.splitlines() if line.startswith("| 1 | int8 |")]
+    assert len(table) == 2 and "0.4\\*" in table[0]  # the estimated marker, escaped
+    header = markdown.splitlines()[markdown.splitlines().index("### mlp · digits") + 2]
+    assert header.startswith("| # | Method | Accuracy (%) |")
+    lengths = {line.count(" | ") for line in markdown.splitlines() if line.startswith("| ") and "int8" in line}
+    assert len(lengths) <= 2  # leaderboard rows and methods rows, each consistent
+
+
+def test_numbers_read_as_people_write_them() -> None:
+    from harness.report.columns import number
+
+    assert [number(v) for v in (0.0913, 0.385, 1.04, 12.34, 301.07, 14440.2, 2.6e-6, 0.0)] == \
+        ["0.0913", "0.385", "1.04", "12.3", "301", "14,440", "2.60e-06", "0"]
+
+
+def test_frontier_and_plot_helpers() -> None:
+    from harness.report.plots import focus, frontier
+
+    points = [(1.0, 90.0), (2.0, 95.0), (3.0, 94.0), (0.5, 60.0)]
+    assert frontier(points, x_lower=True, y_higher=True) == [(0.5, 60.0), (1.0, 90.0), (2.0, 95.0)]
+    assert frontier(points, x_lower=False, y_higher=True) == [(3.0, 94.0), (2.0, 95.0)]
+    assert focus([95.0, 94.0, 60.0], 95.0, True, True)[0] > 60  # the far-off point is left out
+    assert focus([95.0, 94.0], 95.0, True, True) is None
+
+
+def test_without_matplotlib_the_report_has_no_plots_but_says_why(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    root = write_results(tmp_path / "results", demo_rows())
+    proc = cli("report", str(root / "demo"), "-o", str(tmp_path / "out"))
+    assert proc.returncode == 0 and "pip install 'harness[report]'" in proc.stderr
+    assert "<svg" not in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_the_report_renders_in_a_browser_without_horizontal_scroll(report: Path, tmp_path: Path) -> None:
+    page = tmp_path / "probe.html"  # the report plus a probe that writes the page's width into the DOM
+    page.write_text((report / "report.html").read_text().replace(
+        "</body>", "<script>document.body.dataset.width = document.documentElement.scrollWidth;"
+                   "document.body.dataset.svgs = document.querySelectorAll('svg').length;</script></body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,2000"]
+    dom = subprocess.run(["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    width = int(re.search(r'data-width="(\d+)"', dom).group(1))
+    assert width <= 1400, f"the page scrolls sideways: {width} px"
+    assert re.search(r'data-svgs="(\d+)"', dom).group(1) == "2"
+    assert len([t for t in tables_of(dom) if t[0][:2] == ["#", "Method"]]) == 2
+    shot = tmp_path / "report.png"
+    subprocess.run(["chromium", *flags, f"--screenshot={shot}", (report / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 20_000
