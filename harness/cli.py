@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("dir_b", type=Path, help=results_help)
     compare.add_argument("--suite", metavar="NAME", help="only this suite of results roots")
     compare.add_argument("--csv", type=Path, help="also write the comparison as CSV")
+
+    clean = sub.add_parser("clean", help="remove the stored compressed models (artifacts) of results")
+    clean.add_argument("results_dir", type=Path, help=results_help)
     return parser
 
 
@@ -184,8 +187,16 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clean(args: argparse.Namespace) -> int:
+    from harness import commands, display
+
+    for directory, removed in commands.clean(args.results_dir):
+        display.console().print(f"{directory}/artifacts: removed {removed} file(s)", markup=False)
+    return 0
+
+
 COMMANDS = {"bench": _bench, "validate": _validate, "plugins": _plugins, "methods": _methods,
-            "leaderboard": _leaderboard, "report": _report, "compare": _compare}
+            "leaderboard": _leaderboard, "report": _report, "compare": _compare, "clean": _clean}
 
 
 def main(argv: list[str] | None = None) -> int:

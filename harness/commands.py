@@ -216,3 +216,16 @@ def compare(dir_a: Path, dir_b: Path, csv: Path | None = None, suite: str | None
         with _writing("--csv", csv):
             frame.to_csv(csv, index=False)
     return Comparison(dir_a, dir_b, frame, unmatched, [csv] if csv else [], env_differences(results_a, results_b))
+
+
+def clean(directory: Path) -> list[tuple[Path, int]]:
+    """Remove the artifacts (compressed models kept for reuse) of every suite in
+    ``directory``; (suite directory, files removed) each. Results are kept."""
+    from harness.artifacts import ArtifactStore
+    from harness.results_store import ResultsStore
+
+    out = []
+    for suite_dir in suite_dirs(directory):
+        with ResultsStore(suite_dir / "results.jsonl", min_free_bytes=0):  # not while a bench writes them
+            out.append((suite_dir, ArtifactStore(suite_dir / "artifacts").clean()))
+    return out

@@ -65,6 +65,9 @@ def test_the_second_task_reuses_the_compressed_model_and_gets_the_same_figures(t
     assert alone.status == "ok" and "artifact" not in alone.steps[0]
     for key in ("top1_agreement", "kl_div_mean", "sparsity", "size_mb", "params"):
         assert alone.metrics[key] == second["metrics"][key], key
+    cleaned = cli("clean", str(tmp_path / "a"))
+    assert cleaned.returncode == 0 and "removed 2 file(s)" in cleaned.stdout
+    assert list((tmp_path / "a" / "reuse" / "artifacts").iterdir()) == []
 
 
 def test_a_model_that_cannot_be_pickled_is_not_stored_and_says_why(tmp_path: Path) -> None:
