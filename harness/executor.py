@@ -8,6 +8,10 @@ However a run ends, its processes end with it: the worker's process group, and d
 that left it (see :mod:`harness.process`). Its log keeps the head and the tail of its
 output (``LOG_CAP_BYTES``), and its temp dir lives under a per-user parent where the next
 run removes what a driver killed with -9 left.
+
+A worker is either forked from the suite's fork server (warm: torch and the plugins
+already imported, see :mod:`harness.warm`) or a fresh interpreter (cold); both run the
+same code, in their own session, and are supervised, ended and reported alike.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
 
 from harness.api import Executor
 from harness.machine import usable_cores
 from harness.process import ProcessTree, python_command, run_dir, runs_root
 from harness.result import RunResult
 from harness.spec import RunSpec
+from harness.warm import MODE_VAR, cold
+from harness.warm.client import ForkedWorker, ForkServer, ServerGone, warm_unavailable
 
 TAIL_LINES = 30
 LOG_CAP_BYTES = 2 << 20  # a run's log: the first and the last MiB of its output; $HARNESS_LOG_CAP_BYTES
@@ -96,10 +101,10 @@ class CappedLog:
 
 
 class _Output:
-    """The worker's stdout and stderr (one pipe), copied into a :class:`CappedLog`."""
+    """The worker's stdout and stderr (one pipe, read end ``fd``), copied into a :class:`CappedLog`."""
 
-    def __init__(self, pipe: IO[bytes], log: CappedLog):
-        self.fd, self.log, self.open = pipe.fileno(), log, True
+    def __init__(self, fd: int, log: CappedLog):
+        self.fd, self.log, self.open = fd, log, True
         self.poller = select.poll()  # not select.select: that fails on descriptors past 1023
         self.poller.register(self.fd, select.POLLIN)
 
@@ -118,27 +123,42 @@ class _Output:
             self.pump(0.05)
 
 
-def _exited(proc: subprocess.Popen) -> bool:
-    """Whether the worker has ended, without reaping it: until it is reaped its pid stays
-    its process group's id, so killing that group cannot hit a stranger."""
-    if hasattr(os, "waitid"):
-        try:
-            return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-        except ChildProcessError:
-            return True
-    return proc.poll() is not None
+class _ColdWorker:
+    """A worker in a fresh interpreter: ``python -m harness.worker`` in its own session."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str]):
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        assert self.proc.stdout is not None
+        self.pid, self.out_fd, self.note = self.proc.pid, self.proc.stdout.fileno(), ""
+
+    def exited(self) -> bool:
+        """Whether the worker has ended, without reaping it: until it is reaped its pid stays
+        its process group's id, so killing that group cannot hit a stranger."""
+        if hasattr(os, "waitid"):
+            try:
+                return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+            except ChildProcessError:
+                return True
+        return self.proc.poll() is not None
+
+    def reap(self) -> int:
+        return self.proc.wait()
+
+    def close(self) -> None:
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
 
 
-def _supervise(cmd: list[str], env: dict[str, str], log: CappedLog, deadline: float,
-               stop: threading.Event | None) -> tuple[int, str]:
+Worker = _ColdWorker | ForkedWorker
+
+
+def _supervise(worker: Worker, log: CappedLog, deadline: float, stop: threading.Event | None) -> tuple[int, str]:
     """Run the worker to its end and end all its processes; (exit status, "" or "timeout"
-    or "interrupted")."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, start_new_session=True)  # its own process group: ended whole
-    assert proc.stdout is not None
-    out, tree, why, next_scan = _Output(proc.stdout, log), ProcessTree(proc.pid), "", 0.0
+    or "interrupted" or why the status is not the worker's own)."""
+    out, tree, why, next_scan = _Output(worker.out_fd, log), ProcessTree(worker.pid), "", 0.0
     try:
-        while not _exited(proc):
+        while not worker.exited():
             if time.monotonic() > deadline or (stop is not None and stop.is_set()):
                 why = "timeout" if time.monotonic() > deadline else "interrupted"
                 break
@@ -149,31 +169,66 @@ def _supervise(cmd: list[str], env: dict[str, str], log: CappedLog, deadline: fl
     finally:  # ok, failed, died, timed out, interrupted, or an error in this thread
         tree.scan()  # the worker's tree as it is now, if the worker still runs
         with suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the worker and what stayed in its group
+            os.killpg(worker.pid, signal.SIGKILL)  # the worker and what stayed in its group
         tree.kill()  # what left the group (setsid) before the worker could end it
-        proc.wait()
+        code = worker.reap()
         out.drain(DRAIN_S)
-        proc.stdout.close()
-    return proc.returncode, why
+        worker.close()
+    return code, why or worker.note
+
+
+def why_cold(spec: RunSpec, server: ForkServer | None, reason: str = "") -> str:
+    """Why ``spec`` cannot be forked from ``server`` (ready by now), or "" when it can."""
+    if server is None:
+        return reason or "no fork server"
+    if server.failure:
+        return server.failure
+    if spec.device.startswith("cuda") and server.cuda:  # a forked child could not use CUDA
+        return "the fork server initialised CUDA"
+    return ""
+
+
+def _start(spec: RunSpec, tmp: Path, env: dict[str, str], server: ForkServer | None, reason: str) -> Worker:
+    """Fork the worker from ``server`` where it can, else start a fresh interpreter; each
+    worker's environment says which (``env["worker_mode"]`` of its result)."""
+    spec_path, result_path = str(tmp / "spec.json"), str(tmp / "result.json")
+    reason = why_cold(spec, server, reason)
+    if server is not None and not reason:
+        (tmp / "env.json").write_text(json.dumps(env))
+        request = {"spec": spec_path, "result": result_path, "env": str(tmp / "env.json"),
+                   "cwd": os.getcwd(), "threads": spec.threads}
+        try:
+            return ForkedWorker(server, request)
+        except ServerGone as exc:
+            reason = str(exc)
+    if server is not None:
+        server.announce(reason)
+    return _ColdWorker(python_command("harness.worker", spec_path, result_path), env | {MODE_VAR: cold(reason)})
 
 
 INTERRUPTED = "interrupted by the user"
 
 
-def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | None = None) -> RunResult:
-    """Run ``spec`` in a fresh Python process; always return its result."""
+def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | None = None,
+                      server: ForkServer | None = None, cold_reason: str = "") -> RunResult:
+    """Run ``spec`` in a worker process (forked from ``server`` where it can, else a fresh
+    Python, which ``cold_reason`` explains); always return its result."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     with run_dir(runs_root()) as tmp:
-        spec_path, result_path = tmp / "spec.json", tmp / "result.json"
-        spec_path.write_text(json.dumps(spec.to_dict()))
+        result_path = tmp / "result.json"
+        (tmp / "spec.json").write_text(json.dumps(spec.to_dict()))
         env = dict(os.environ)
         if spec.threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(spec.threads)
+        if server is not None:  # its start-up is the suite's, not this run's: the timeout starts after
+            server.wait_ready(stop)
+        deadline = time.monotonic() + spec.timeout_s
+        if stop is not None and stop.is_set():
+            return RunResult.of(spec, "failed", INTERRUPTED, started=started, duration_s=time.monotonic() - t0)
         with CappedLog(log_path, log_cap()) as log:
-            code, why = _supervise(python_command("harness.worker", str(spec_path), str(result_path)),
-                                   env, log, t0 + spec.timeout_s, stop)
+            code, why = _supervise(_start(spec, tmp, env, server, cold_reason), log, deadline, stop)
         timing = {"started": started, "duration_s": time.monotonic() - t0}
         if why == "timeout":
             return RunResult.of(spec, "timeout", f"run exceeded timeout_s = {spec.timeout_s:g} and was killed\n"
@@ -186,7 +241,8 @@ def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | Non
             if result.status == "failed" and tail:
                 result.error = f"{result.error or ''}\n--- output tail ---\n{tail}"
             return result
-        return RunResult.of(spec, "failed", f"{_death(code)}\n{_tail(log_path)}", **timing)
+        death = f"worker killed with the fork server ({why})" if why else _death(code)
+        return RunResult.of(spec, "failed", f"{death}\n{_tail(log_path)}", **timing)
 
 
 class LocalExecutor(Executor):
@@ -211,7 +267,7 @@ class LocalExecutor(Executor):
             spec.threads, spec.concurrent = threads, concurrent
             with lock:
                 on_start(spec)
-            result = run_in_subprocess(spec, log_dir / f"{spec.run_id}.log", self.stop)
+            result = run_in_subprocess(spec, log_dir / f"{spec.run_id}.log", self.stop, server, reason or "")
             if self.stop.is_set() and result.error == INTERRUPTED:
                 return  # not a result: it will run next time
             with lock:
@@ -221,13 +277,22 @@ class LocalExecutor(Executor):
                     self.stop.set()
                     raise
 
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            futures = [pool.submit(one, spec) for spec in runs]
+        reason = warm_unavailable()
+        with run_dir(runs_root()) as home:  # the fork server's log, kept while it runs
+            server = None
+            if runs and reason is None:  # started now; each run waits for it to be ready
+                server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs))
             try:
-                for future in futures:
-                    future.result()
-            except BaseException:  # Ctrl-C, or a result the driver could not store
-                self.stop.set()
-                for future in futures:
-                    future.cancel()
-                raise
+                with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                    futures = [pool.submit(one, spec) for spec in runs]
+                    try:
+                        for future in futures:
+                            future.result()
+                    except BaseException:  # Ctrl-C, or a result the driver could not store
+                        self.stop.set()
+                        for future in futures:
+                            future.cancel()
+                        raise
+            finally:
+                if server is not None:
+                    server.close()  # it ends whatever it still runs, then itself

@@ -56,7 +56,8 @@ class HostEnergyMeter:
     """``start()``/``stop()`` around a window; ``stop()`` gives :class:`HostEnergy`.
 
     The first ``start()`` in a process also sets codecarbon up (a few seconds: it matches
-    the CPU model against its TDP table); that happens before the window opens.
+    the CPU model against its TDP table) unless :func:`prepare` did; that happens before
+    the window opens. Each window has a tracker of its own.
     """
 
     def __init__(self, country_iso_code: str):
@@ -65,27 +66,9 @@ class HostEnergyMeter:
 
     def start(self) -> None:
         import codecarbon.external.geography  # noqa: F401  (else imported, slowly, inside stop())
-        from codecarbon import OfflineEmissionsTracker
 
-        log = logging.getLogger("codecarbon")
-        log.disabled = True  # its constructor chats on stderr
-        try:
-            self._tracker = OfflineEmissionsTracker(
-                country_iso_code=self.country, tracking_mode="process", measure_power_secs=1,
-                output_methods=[], output_dir=tempfile.gettempdir(), log_level="warning",
-                project_name="harness", allow_multiple_runs=True)
-        finally:
-            log.disabled = False
-        # Setup warnings (unknown CPU, no RAPL) go to the provenance, not to stderr.
-        log.propagate = False
-        for handler in log.handlers:
-            handler.setLevel(logging.CRITICAL)
-        collect = _Collect()
-        log.addHandler(collect)
-        try:
-            self._tracker.start()
-        finally:
-            log.removeHandler(collect)
+        self._tracker = new_tracker(self.country)
+        _quietly(self._tracker.start)  # the first in a process sets the hardware up
 
     def stop(self) -> HostEnergy:
         tracker, self._tracker = self._tracker, None
@@ -106,6 +89,53 @@ class HostEnergyMeter:
         ram_w = ram_j / float(data.duration) if data.duration else None
         return HostEnergy(cpu_j, ram_j, float(data.duration), combine([cpu_how, ram_how]), intensity, intensity_how,
                           cpu_how, ram_how, ram_w)
+
+
+def new_tracker(country: str) -> Any:
+    """An offline, process-mode tracker that writes nothing. Cheap once this process (or
+    the fork server it was forked from, see :func:`prepare`) has set codecarbon up."""
+    from codecarbon import OfflineEmissionsTracker
+
+    log = logging.getLogger("codecarbon")
+    log.disabled = True  # its constructor chats on stderr
+    try:
+        return OfflineEmissionsTracker(
+            country_iso_code=country, tracking_mode="process", measure_power_secs=1,
+            output_methods=[], output_dir=tempfile.gettempdir(), log_level="warning",
+            project_name="harness", allow_multiple_runs=True)
+    finally:
+        log.disabled = False
+
+
+def _quietly(setup: Any) -> None:
+    """Run ``setup`` with codecarbon's set-up warnings (unknown CPU, no RAPL) going to the
+    provenance (:func:`describe`), not to stderr."""
+    log = logging.getLogger("codecarbon")
+    log.propagate = False
+    for handler in log.handlers:
+        handler.setLevel(logging.CRITICAL)
+    collect = _Collect()
+    log.addHandler(collect)
+    try:
+        setup()
+    finally:
+        log.removeHandler(collect)
+
+
+def prepare(country: str = "USA") -> None:
+    """Let codecarbon detect this machine's hardware now (~2 s: CPU model, TDP table, RAM,
+    GPUs), as the fork server does before forking any run.
+
+    codecarbon 3.x keeps what it detected in a per-process plan cache keyed by the
+    tracker's settings (``codecarbon.core.hardware_cache``), not in the tracker: every
+    tracker built afterwards here, or in a child forked from here, rebuilds its hardware
+    objects from that plan in milliseconds, for its own pid. A tracker object itself is
+    not reused across processes or windows: its CPU and RAM meters are bound to the pid
+    that built them, and ``stop()`` drops its schedulers (``_scheduler = None``), so a
+    second ``start()`` on it would fail silently (codecarbon swallows the error).
+    """
+    tracker = new_tracker(country)
+    _quietly(tracker._ensure_hardware_ready)
 
 
 def settle(tracker: Any) -> None:

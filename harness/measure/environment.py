@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.machine import installed_version, usable_cores
 from harness.measure.hardware import recorded
+from harness.warm import worker_mode
 
 
 def cpu_model() -> str:
@@ -39,6 +40,7 @@ def environment(device: str, plugin_versions: dict[str, str]) -> dict[str, Any]:
         "torch_interop_threads": torch.get_num_interop_threads(),
         "device": device,
         "hostname": platform.node(),
+        "worker_mode": worker_mode(),  # warm (forked from the fork server) or cold (fresh), and why
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         index = torch.device(device).index or 0
