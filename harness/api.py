@@ -148,6 +148,10 @@ class Executor:
     def __init__(self, jobs: int = 1):
         self.jobs = max(1, jobs)
 
+    def warm_up(self, runs: list[RunSpec]) -> None:
+        """Called before the driver prepares models: start what takes long (e.g. a fork
+        server) so that it overlaps. Default: nothing."""
+
     def run(self, runs: list[RunSpec], log_dir: Path, on_start: Callable[[RunSpec], None],
             on_result: Callable[[RunSpec, RunResult], None]) -> None:
         raise NotImplementedError

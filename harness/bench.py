@@ -117,6 +117,7 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
                   f"{len(runs) - len(todo)} already done, {len(todo)} to run → {escape(str(path))}")
         if not todo:
             return []
+        executor.warm_up(todo)  # e.g. the fork server's imports, while models are prepared
         prepare_models(todo, out)
         measure_idle_power(todo, out)
         if os.environ.get("HARNESS_ARTIFACTS", "on") != "off":  # compress once per (model, method)

@@ -35,7 +35,7 @@ from harness.process import ProcessTree, python_command, run_dir, runs_root
 from harness.result import RunResult
 from harness.spec import RunSpec
 from harness.warm import MODE_VAR, cold
-from harness.warm.client import ForkedWorker, ForkServer, ServerGone, warm_unavailable
+from harness.warm.client import ForkedWorker, ForkServer, ServerGone, SuiteServer
 
 TAIL_LINES = 30
 LOG_CAP_BYTES = 2 << 20  # a run's log: the first and the last MiB of its output; $HARNESS_LOG_CAP_BYTES
@@ -254,6 +254,10 @@ class LocalExecutor(Executor):
     def __init__(self, jobs: int = 1):
         super().__init__(jobs)
         self.stop = threading.Event()
+        self.servers = SuiteServer()
+
+    def warm_up(self, runs: list[RunSpec]) -> None:
+        self.servers.start(runs)  # torch and the plugins load while the driver prepares models
 
     def run(self, runs: list[RunSpec], log_dir: Path, on_start: Callable[[RunSpec], None],
             on_result: Callable[[RunSpec, RunResult], None]) -> None:
@@ -277,22 +281,18 @@ class LocalExecutor(Executor):
                     self.stop.set()
                     raise
 
-        reason = warm_unavailable()
-        with run_dir(runs_root()) as home:  # the fork server's log, kept while it runs
-            server = None
-            if runs and reason is None:  # started now; each run waits for it to be ready
-                server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs))
-            try:
-                with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-                    futures = [pool.submit(one, spec) for spec in runs]
-                    try:
-                        for future in futures:
-                            future.result()
-                    except BaseException:  # Ctrl-C, or a result the driver could not store
-                        self.stop.set()
-                        for future in futures:
-                            future.cancel()
-                        raise
-            finally:
-                if server is not None:
-                    server.close()  # it ends whatever it still runs, then itself
+        self.warm_up(runs)  # each run waits for the server to be ready
+        server, reason = self.servers.server, self.servers.reason
+        try:
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                futures = [pool.submit(one, spec) for spec in runs]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:  # Ctrl-C, or a result the driver could not store
+                    self.stop.set()
+                    for future in futures:
+                        future.cancel()
+                    raise
+        finally:
+            self.servers.close()

@@ -15,11 +15,11 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
-from harness.process import python_command
+from harness.process import python_command, run_dir, runs_root
 
 START_LIMIT_S = 120.0  # the server's imports (and codecarbon's set-up) must be done by then
 REPLY_LIMIT_S = 30.0  # a fork's pid, or a killed worker's status, must come back by then
@@ -248,3 +248,24 @@ class ForkServer:
                 self.proc.wait()
         self.reader.join(timeout=5)
         self.sock.close()
+
+
+class SuiteServer:
+    """The fork server of one ``bench``: started as early as the driver knows its runs
+    (so its imports overlap model preparation), closed after the last run."""
+
+    def __init__(self) -> None:
+        self.reason = warm_unavailable()  # why runs start cold, or None
+        self.server: ForkServer | None = None
+        self._stack = ExitStack()
+
+    def start(self, runs: list[Any]) -> None:
+        if self.server is None and runs and self.reason is None:
+            home = self._stack.enter_context(run_dir(runs_root()))  # the server's log, kept while it runs
+            self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs))
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()  # it ends whatever it still runs, then itself
+            self.server = None
+        self._stack.close()
