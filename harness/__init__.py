@@ -8,7 +8,10 @@ layers of the core are described in ``docs/architecture.md``.
 import pluggy
 
 __version__ = "0.1.0"
+# The distribution on the package index ("harness" there is an unrelated project);
+# the import package and the command are `harness`.
+DISTRIBUTION = "compression-harness"
 
 hookimpl = pluggy.HookimplMarker("harness")
 
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["DISTRIBUTION", "__version__", "hookimpl"]

@@ -57,7 +57,7 @@ def make_executor(plugins: PluginSet, name: str, jobs: int) -> Any:
         cls = plugins.lookup("executor", name)
     except ImportError as exc:
         raise UsageError(f"executor '{name}' cannot be used: {exc}; "
-                         f"install its extra, e.g. pip install 'harness[{name}]'") from None
+                         f"install its extra, e.g. pip install 'compression-harness[{name}]'") from None
     return cls(jobs=jobs)
 
 

@@ -2,7 +2,7 @@
 
 Load order: the core defaults (:mod:`harness.defaults`: the baseline method, the local
 executor, the csv and markdown writers; always on), then the built-ins of the
-``harness`` distribution, then third-party entry points by name, then modules named in
+``compression-harness`` distribution, then third-party entry points by name, then modules named in
 ``HARNESS_PLUGINS`` (comma-separated import names, like ``pytest -p``).
 ``HARNESS_DISABLE_PLUGINS=a,b`` blocks plugins by name; ``HARNESS_TRACE_PLUGINS=1``
 prints every hook call to stderr.
@@ -26,7 +26,7 @@ from typing import Any
 
 import pluggy
 
-from harness import __version__, api, defaults, hookspecs
+from harness import DISTRIBUTION, __version__, api, defaults, hookspecs
 from harness.registry import Entry, Registry
 
 
@@ -132,7 +132,7 @@ def _entry_points() -> list[tuple[md.EntryPoint, str, str]]:
         dist = ep.dist.metadata["Name"] if ep.dist else "?"
         version = ep.dist.version if ep.dist else "?"
         found.append((ep, dist, version))
-    found.sort(key=lambda item: (item[1] != "harness", item[0].name))
+    found.sort(key=lambda item: (item[1] != DISTRIBUTION, item[0].name))
     return found
 
 
@@ -180,7 +180,7 @@ def load_plugins(disabled: set[str] | None = None, extra: list[str] | None = Non
         _trace(pm)
     plugins = PluginSet(pm)
     candidates: list[tuple[str, str, str, str, Callable[[], Any]]] = [
-        ("core", defaults.__name__, "harness", __version__, lambda: defaults)]
+        ("core", defaults.__name__, DISTRIBUTION, __version__, lambda: defaults)]
     candidates += [(ep.name, ep.value, dist, version, ep.load) for ep, dist, version in _entry_points()]
     candidates += [(m, m, "HARNESS_PLUGINS", "local", lambda m=m: importlib.import_module(m)) for m in extra]
     for name, module, dist, version, load in candidates:

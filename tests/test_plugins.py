@@ -23,7 +23,7 @@ def test_builtins_register_through_entry_points() -> None:
     assert "classification" in registry.names("task")
     assert "local" in registry.names("executor")
     core = next(p for p in registry.plugins if p.name == "core")
-    assert core.dist == "harness" and core.status == "ok" and "harness_register_methods" in core.hooks
+    assert core.dist == "compression-harness" and core.status == "ok" and "harness_register_methods" in core.hooks
 
 
 def test_plugins_command_is_fast_and_imports_no_torch() -> None:

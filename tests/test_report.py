@@ -232,7 +232,7 @@ def test_without_matplotlib_the_report_has_no_plots_but_says_why(tmp_path: Path,
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     root = write_results(tmp_path / "results", demo_rows())
     proc = cli("report", str(root / "demo"), "-o", str(tmp_path / "out"))
-    assert proc.returncode == 0 and "pip install 'harness[report]'" in proc.stderr
+    assert proc.returncode == 0 and "pip install 'compression-harness[report]'" in proc.stderr
     assert "<svg" not in (tmp_path / "out" / "report.html").read_text()
 
 

@@ -68,7 +68,7 @@ def open_meter(device: str, country: str, nvml: Any = None) -> EnergyMeter:
     host: HostEnergyMeter | None = None
     host_absent = ""
     if importlib.util.find_spec("codecarbon") is None:
-        host_absent = "codecarbon is not installed (pip install harness[measure])"
+        host_absent = "codecarbon is not installed (pip install 'compression-harness[measure]')"
     else:
         host = HostEnergyMeter(country)
     gpu: GpuEnergyMeter | None = None

@@ -6,6 +6,7 @@ import os
 import platform
 from typing import Any
 
+from harness import DISTRIBUTION
 from harness.machine import installed_version, usable_cores
 from harness.measure.hardware import recorded
 from harness.warm import worker_mode
@@ -26,7 +27,7 @@ def environment(device: str, plugin_versions: dict[str, str]) -> dict[str, Any]:
     import torch
 
     env: dict[str, Any] = {
-        "harness": installed_version("harness"),
+        "harness": installed_version(DISTRIBUTION),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": installed_version("numpy"),

@@ -32,7 +32,7 @@ def load_nvml() -> Any:
     try:
         import pynvml
     except ImportError:
-        raise NvmlUnavailable("nvidia-ml-py is not installed (pip install harness[measure])") from None
+        raise NvmlUnavailable("nvidia-ml-py is not installed (pip install 'compression-harness[measure]')") from None
     try:
         pynvml.nvmlInit()
     except Exception as exc:

@@ -36,7 +36,7 @@ def _plots(groups: list[Any], with_suite: bool) -> dict[int, str]:
         import matplotlib  # noqa: F401
     except ImportError:
         print("harness report: matplotlib is not installed, so the report has no plots; "
-              "pip install 'harness[report]' for them", file=sys.stderr)
+              "pip install 'compression-harness[report]' for them", file=sys.stderr)
         return {}
     svgs = {}
     for i, group in enumerate(groups):

@@ -2,7 +2,7 @@
 on whichever node Ray picks. Connects to ``$RAY_ADDRESS`` or starts a local Ray.
 
 Imported only when a suite asks for the ``ray`` executor: ``import ray`` at the top is
-deliberate (an ImportError here tells the user to install harness[ray])."""
+deliberate (an ImportError here tells the user to install compression-harness[ray])."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ray  # an ImportError here tells the user to install harness[ray]
+import ray  # an ImportError here tells the user to install compression-harness[ray]
 
 from harness.api import Executor
 from harness.toolkit import RunResult, RunSpec, run_isolated
