@@ -213,8 +213,10 @@ def compare(dir_a: Path, dir_b: Path, csv: Path | None = None, suite: str | None
     results_a, results_b = read(dir_a, suite), read(dir_b, suite)
     frame, unmatched = compare_frames(results_a, results_b)
     if csv:
+        from harness.table_writers import CsvWriter
+
         with _writing("--csv", csv):
-            frame.to_csv(csv, index=False)
+            CsvWriter().write(frame, csv)  # names neutralised for spreadsheets, as the leaderboard's
     return Comparison(dir_a, dir_b, frame, unmatched, [csv] if csv else [], env_differences(results_a, results_b))
 
 

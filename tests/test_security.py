@@ -215,3 +215,25 @@ def test_markdown_cells_cannot_break_the_table_or_carry_html(tmp_path: Path) -> 
     text = "\n".join(lines)
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert r"a\|b" in text and "fish &amp; chips" in text
+
+
+def test_compare_csv_cells_cannot_start_a_formula(tmp_path: Path) -> None:
+    """`harness compare --csv` goes through the same CSV writer as the leaderboard."""
+    import csv as csvmod
+    import json
+
+    from harness.result import RunResult
+
+    from conftest import cli
+
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        rows = [RunResult(run_id=m, suite="s", model="m", method=m, task="t", status="ok",
+                          metrics={"accuracy": 0.9, "size_mb": 1.0}) for m in ("baseline", "=cmd|' /C calc'!A0")]
+        (tmp_path / side / "results.jsonl").write_text("".join(json.dumps(r.to_row()) + "\n" for r in rows))
+    out = tmp_path / "cmp.csv"
+    proc = cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--csv", str(out))
+    assert proc.returncode == 0, proc.stderr
+    with out.open() as fh:
+        cells = [cell for row in csvmod.reader(fh) for cell in row]
+    assert "'=cmd|' /C calc'!A0" in cells and not any(c.startswith(("=", "@", "+")) for c in cells)
