@@ -22,7 +22,6 @@ from typing import Any
 from harness.spec import RunSpec
 
 TASK_DEPENDENT = {"calibration", "training"}
-FIGURES = ("compress_s", "compress_energy_j", "compress_co2_g")
 
 
 def artifact_key(spec: RunSpec, methods: list[Any], task_plugin: str) -> str:

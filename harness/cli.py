@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness import __version__
-from harness.errors import EXIT_USAGE, UsageError
+from harness.errors import EXIT_FAILED_RUNS, EXIT_RESULTS_LOST, EXIT_USAGE, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,7 +94,7 @@ def _bench(args: argparse.Namespace) -> int:
         display.console(stderr=True).print(f"[red]{len(bad)} run(s) failed[/]; errors are in "
                                            f"{escape(str(directory))}/results.jsonl and worker output in "
                                            f"{escape(str(directory))}/logs/")
-        return 1
+        return EXIT_FAILED_RUNS
     return 0
 
 
@@ -211,11 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:
-        return display.usage_error(str(exc))
+        return display.error(str(exc))
     except SuiteError as exc:
         return display.suite_problems(exc.path, exc.problems)
     except ResultsLost as exc:
-        return display.results_lost(str(exc))
+        return display.error(str(exc), EXIT_RESULTS_LOST)
     except KeyboardInterrupt:
         print("interrupted; finished runs are saved, run the same command to go on", file=sys.stderr)
         return 130

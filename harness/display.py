@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.errors import EXIT_RESULTS_LOST, EXIT_USAGE
+from harness.errors import EXIT_USAGE
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red"}
 
@@ -125,14 +125,10 @@ class ProgressLog:
                        f"{extra} [dim](elapsed {self._clock(elapsed)}{left})[/]")
 
 
-def usage_error(message: str) -> int:
+def error(message: str, code: int = EXIT_USAGE) -> int:
+    """Print one ``error:`` line; return the exit code."""
     console(stderr=True).print(f"[red]error:[/] {escape(message)}")
-    return EXIT_USAGE
-
-
-def results_lost(message: str) -> int:
-    console(stderr=True).print(f"[red]error:[/] {escape(message)}")
-    return EXIT_RESULTS_LOST
+    return code
 
 
 def suite_problems(path: Any, problems: list[str]) -> int:

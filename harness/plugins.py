@@ -114,12 +114,16 @@ class PluginSet:
         plugin's exception stops neither the others nor the caller; return the errors."""
         errors = []
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            others = [p for p in self.pm.get_plugins() if p is not impl.plugin]
             try:
-                self.pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+                self.call_alone(impl.plugin, hook_name, **kwargs)
             except PLUGIN_ERRORS as exc:
                 errors.append((impl.plugin_name, exc))
         return errors
+
+    def call_alone(self, plugin: object, hook_name: str, **kwargs: Any) -> None:
+        """``hook_name`` of ``plugin`` only, through pluggy's dispatch (and its tracing)."""
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
+        self.pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
 
 
 def _entry_points() -> list[tuple[md.EntryPoint, str, str]]:
@@ -150,7 +154,6 @@ def _trace(pm: pluggy.PluginManager) -> None:
 
 def _register(plugins: PluginSet, plugin: object, info: PluginInfo) -> None:
     """Ask ``plugin`` alone to register its objects of every kind."""
-    others = [p for p in plugins.pm.get_plugins() if p is not plugin]
     for kind, (hook_name, _, _) in KINDS.items():
         if not hasattr(plugin, hook_name):
             continue
@@ -160,7 +163,7 @@ def _register(plugins: PluginSet, plugin: object, info: PluginInfo) -> None:
             info.provides.append(f"{kind}:{added}")
 
         try:
-            plugins.pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
+            plugins.call_alone(plugin, hook_name, register=register)
         except PLUGIN_ERRORS as exc:  # a plugin's own bug must not stop the others
             info.status = "broken"
             info.errors.append(f"{hook_name}: {type(exc).__name__}: {exc}")

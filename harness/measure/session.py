@@ -18,6 +18,9 @@ from harness.config import MeasureConfig
 from harness.measure.energy import EnergyContext
 from harness.measure.figures import Figures
 
+# What the compression itself cost: kept with an artifact, restored when it is reused.
+COMPRESSION_FIGURES = ("compress_s", "compress_energy_j", "compress_co2_g")
+
 
 class MeasurementSession:
     def __init__(self, device: str, config: MeasureConfig, energy: EnergyContext | None = None):
@@ -51,7 +54,7 @@ class MeasurementSession:
         if n_steps == 0 or changes_nothing:
             yield
             why = "no compression steps" if n_steps == 0 else "the baseline changes nothing: 0 by definition"
-            for key in ("compress_energy_j", "compress_co2_g"):
+            for key in COMPRESSION_FIGURES[1:]:  # the energy and CO2e; compress_s is measured anyway
                 self.figures.measured(key, 0.0, why)
             return
         self.meter.start()
@@ -60,8 +63,8 @@ class MeasurementSession:
 
     def compression_record(self) -> dict[str, list[Any]]:
         """The compression's own figures, as an artifact keeps them: key -> [value, provenance]."""
-        keys = ("compress_s", "compress_energy_j", "compress_co2_g")
-        return {k: [self.figures.metrics.get(k), self.figures.provenance[k]] for k in keys if k in self.figures.provenance}
+        return {k: [self.figures.metrics.get(k), self.figures.provenance[k]]
+                for k in COMPRESSION_FIGURES if k in self.figures.provenance}
 
     def reuse_compression(self, record: dict[str, list[Any]], note: str) -> None:
         """The figures of a compression done once by another run, saying so."""
