@@ -139,3 +139,11 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, su
     suite = write_suite(root, TINY_SUITE)
     proc = run_cli("bench", str(suite), "--results", str(root / "results"), "--jobs", "2", cwd=root)
     return root, suite, proc
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory: pytest.TempPathFactory):
+    """Tiny real models and data sets (tests/zoo.py), each built once per session."""
+    from zoo import Zoo
+
+    return Zoo(tmp_path_factory.mktemp("zoo"))
