@@ -9,16 +9,17 @@ off and with energy on, cold (``HARNESS_WORKERS=cold``) and warm, and reports:
 - wall: the whole ``harness bench`` process, start to exit;
 - work: the sum of the rows' ``duration_s`` (load, compress, evaluate, measure, as the
   worker times them) and, inside it, the timing floor (each batch size's calls × mean
-  latency, plus the sustained window). A cold worker imports torch and torchao *inside*
-  its run (they are imported lazily), so its ``duration_s`` holds ~1-3 s of imports;
+  latency, plus the sustained window). A cold worker loads what the fork server loads
+  (torch, torchao, the plugins) before its run starts, so its imports are fixed cost;
 - fixed cost per run = (wall − work) / runs, with each bench's own work, and with the
   warm bench's work for both ("common work": a cold run's imports count as cost); the
   goal is ≤ 0.3 s (energy off) and ≤ 0.6 s (energy on);
 - that cost split in two: per run (from one run's start, as its worker records it, to
   the next one's, less the first run's ``duration_s``: ending a worker, storing its row,
   starting the next; the median over the suite, ``--jobs 1`` only) and per suite (the
-  rest: driver start-up, model preparation, idle power, starting the fork server, the
-  leaderboard), which a longer suite spreads thinner.
+  rest: driver start-up, starting the fork server (model preparation and idle power are
+  forked from it once it is ready), the 2 s idle window, the leaderboard), which a longer
+  suite spreads thinner.
 
     .venv/bin/python benchmarks/overhead.py [--energy off|on|both] [--repeat 1] [--jobs 1]
 

@@ -43,6 +43,10 @@ class Method:
     needs: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
+    # Modules a warm worker imports once, before it forks each run (heavy libraries that
+    # this plugin's load/prepare/apply import), so that no run pays for them; a suite
+    # preloads those of the plugins its runs use.
+    preload: ClassVar[tuple[str, ...]] = ()
 
     def check(self, model: Any, ctx: RunContext) -> str | None:
         """Return a one-line reason to skip this run (no CUDA, wrong dtype), or None."""
@@ -63,13 +67,19 @@ class ModelSource:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Options: ClassVar[type] = NoParams
+    # Modules a warm worker imports once, before it forks each run (heavy libraries that
+    # this plugin's load/prepare/apply import), so that no run pays for them; a suite
+    # preloads those of the plugins its runs use.
+    preload: ClassVar[tuple[str, ...]] = ()
 
     def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:
         """Return a problem with ``ref`` (unknown id, missing file) found without loading."""
         return None
 
     def load(self, ref: str, options: Any, ctx: RunContext) -> Any:
-        """Return the model, in eval mode, on ``ctx.device``."""
+        """Return the model, in eval mode, on ``ctx.device``. What was loaded (class, head,
+        weights initialised anew) may be attached as ``model.harness_load_info``, a dict of
+        JSON values: it lands in the result row as ``metrics.model_load``."""
         raise NotImplementedError
 
     def prepare(self, ref: str, options: Any, suite_dir: Path) -> None:
@@ -90,6 +100,10 @@ class TaskKind:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Config: ClassVar[type] = NoParams
+    # Modules a warm worker imports once, before it forks each run (heavy libraries that
+    # this plugin's load/prepare/apply import), so that no run pays for them; a suite
+    # preloads those of the plugins its runs use.
+    preload: ClassVar[tuple[str, ...]] = ()
 
     def check_config(self, config: Any, suite_dir: Path) -> list[str]:
         """Problems with ``config`` that need the file system (missing files)."""

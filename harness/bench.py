@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +16,12 @@ from harness.errors import UsageError
 from harness.params import nearest
 from harness.plan import build_plan, select
 from harness.plugins import PluginSet
-from harness.process import python_command
 from harness.result import RunResult
 from harness.results import finished_ids, read_results, results_file
 from harness.results_store import ResultsStore
 from harness.spec import RunSpec
 from harness.suite import Suite
+from harness.workers import Workers
 
 
 @dataclass
@@ -64,46 +63,59 @@ def make_executor(plugins: PluginSet, name: str, jobs: int) -> Any:
 PROGRESS = "prepare: "  # a source's stderr lines with this prefix are shown to the user
 
 
-def prepare_models(runs: list[RunSpec], out: Any) -> None:
+def helpers_of(executor: Any) -> Workers:
+    """The executor's :class:`Workers` (its fork server) where it has one, else fresh ones
+    (cold: no server is started for two helper children)."""
+    workers = getattr(executor, "workers", None)
+    return workers if isinstance(workers, Workers) else Workers()
+
+
+def prepare_models(runs: list[RunSpec], out: Any, workers: Workers) -> None:
     """Let each model's source do its one-time work (e.g. train a builtin model) once,
-    in a child process, so that no run's timeout or timing includes it."""
+    in a child process (forked from the fork server where there is one), so that no run's
+    timeout or timing includes it."""
     seen: dict[str, tuple[dict[str, Any], str]] = {}
     for run in runs:
         model = run.model.to_dict()
         seen.setdefault(json.dumps(model, sort_keys=True), (model, run.suite_dir))
+
+    def progress(line: str) -> None:  # the source's progress lines show as they come
+        if line.startswith(PROGRESS):
+            out.print(line[len(PROGRESS):].rstrip(), markup=False, highlight=False)
+
     t0 = time.monotonic()
     for model, suite_dir in seen.values():
-        # Popen, not run: the source's progress lines ("prepare: ...") show as they come.
-        proc = subprocess.Popen(python_command("harness.worker", "--prepare", json.dumps(model), suite_dir),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        tail: list[str] = []
-        for line in proc.stderr:
-            if line.startswith(PROGRESS):
-                out.print(line[len(PROGRESS):].rstrip(), markup=False, highlight=False)
-            tail = (tail + [line.rstrip()])[-5:]
-        if proc.wait() != 0:
+        code, tail = workers.call("harness.worker", ["--prepare", json.dumps(model), suite_dir], progress)
+        if code != 0:
             out.print(f"[yellow]preparing model {escape(model['name'])} failed[/] "
                       f"({escape(tail[-1] if tail else 'no output')}); its runs will report the error")
     out.print(f"[dim]{len(seen)} model(s) ready in {time.monotonic() - t0:.1f}s[/]")
 
 
-def measure_idle_power(runs: list[RunSpec], out: Any) -> None:
+def _last_json(lines: list[str]) -> dict[str, Any]:
+    for line in reversed(lines):  # stdout and stderr come together: warnings may follow
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON line")
+
+
+def measure_idle_power(runs: list[RunSpec], out: Any, workers: Workers) -> None:
     """Measure the machine's idle power once per (device, country) of the runs that meter
-    energy, in a child process that loads nothing; each run subtracts it for its energy
+    energy, in a child process that loads nothing of its own (forked from the fork server
+    where there is one: its meters are set up there); each run subtracts it for its energy
     above idle. A failure leaves that figure absent with the reason, nothing more."""
     measured: dict[tuple[str, str], dict[str, Any] | None] = {}
     for run in (r for r in runs if r.measure.energy):
         key = (run.device, run.measure.carbon_country)
         if key not in measured:
-            proc = subprocess.run(python_command("harness.measure.idle", *key),
-                                  capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            code, tail = workers.call("harness.measure.idle", list(key))
             try:
-                measured[key] = json.loads(proc.stdout.strip().splitlines()[-1])
+                measured[key] = _last_json(tail)
                 out.print(f"[dim]idle power on {escape(key[0])}: measured over {measured[key]['seconds']:.1f} s[/]")
-            except (ValueError, IndexError):
+            except (ValueError, KeyError):
                 measured[key] = None
-                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                out.print(f"[yellow]measuring idle power failed[/] ({escape(tail)}); energy above idle will be absent")
+                why = (tail or [f"exit status {code}, no output"])[-1]
+                out.print(f"[yellow]measuring idle power failed[/] ({escape(why)}); energy above idle will be absent")
         run.idle = measured[key]
 
 
@@ -118,8 +130,10 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
         if not todo:
             return []
         executor.warm_up(todo)  # e.g. the fork server's imports, while models are prepared
-        prepare_models(todo, out)
-        measure_idle_power(todo, out)
+        helpers = helpers_of(executor)
+        if not getattr(executor, "prepares_models", False):  # else it does, on the nodes its runs go to
+            prepare_models(todo, out, helpers)
+        measure_idle_power(todo, out, helpers)
         if os.environ.get("HARNESS_ARTIFACTS", "on") != "off":  # compress once per (model, method)
             for run in todo:
                 run.artifacts_dir = str(store.path.parent / "artifacts")

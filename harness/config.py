@@ -18,6 +18,8 @@ MAX_RUNS = 10_000  # the default of [suite] max_runs
 MAX_BATCH = 65_536
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 MAX_WINDOW_S = 3600.0  # warmup_s, min_time_s, max_time_s, sustained_s
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # [measure] compile
+TIMING_MODES = ("per-call", "back-to-back")  # [measure] timing
 
 
 def name_problem(name: str) -> str | None:
@@ -81,6 +83,9 @@ class SuiteConfig:
     accuracy_gate: float = 0.99
     timeout_s: float = 900.0
     max_runs: int = MAX_RUNS  # the plan's size limit: models × (baseline + methods) × tasks
+    # GPUs each run reserves under the ray executor (fractions share one); unset: 1 on CUDA, else 0.
+    # The local executor always gives each run one GPU of its own.
+    gpus_per_run: float | None = None
 
     def __post_init__(self) -> None:
         problem = name_problem(self.name)
@@ -98,6 +103,13 @@ class SuiteConfig:
         _at_most("timeout_s", self.timeout_s, MAX_TIMEOUT_S, f"7 days ({MAX_TIMEOUT_S:.0f} s)")
         if not 1 <= self.max_runs <= 1_000_000:
             raise ValueError(f"max_runs {self.max_runs} must be in 1..1000000")
+        if self.gpus_per_run is None:
+            self.gpus_per_run = 1.0 if self.device.startswith("cuda") else 0.0
+        elif not 0 <= self.gpus_per_run <= 64:  # nan fails too
+            raise ValueError(f"gpus_per_run {self.gpus_per_run} must be in 0..64 (a fraction shares a GPU)")
+        elif self.gpus_per_run > 0 and not self.device.startswith("cuda"):
+            raise ValueError(f"gpus_per_run {self.gpus_per_run} needs device = 'cuda'; "
+                             "remove it, or set device = 'cuda'")
 
 
 @dataclass
@@ -116,9 +128,26 @@ class MeasureConfig:
     # energy/CO2e per inference, are measured over this window. Unset: 3 s with energy
     # on, min_time_s with it off; 0 skips the window.
     sustained_s: float | None = None
+    # torch.compile mode applied to every run's model before timing ("none": eager); a
+    # list runs each mode side by side. Left out of run ids when "none" (see plan.py).
+    compile: str | list[str] = "none"
+    # "per-call": each sample is one synchronous call; "back-to-back": each sample is a
+    # block of calls synchronized at its ends (launch-bound models on a GPU).
+    timing: str = "per-call"
     # Warm-up ends when two successive windows' medians agree within this share (not a
     # suite key: a ClassVar is not a field, so run ids do not change).
     settle_tolerance: ClassVar[float] = 0.05
+    # CUDA: the SM clock counts as moved when it changed by more than this share between
+    # the start and end of a timing window; warm-up waits (up to clock_ramp_max_s) until
+    # two readings >= 0.1 s apart agree within it.
+    clock_tolerance: ClassVar[float] = 0.03
+    clock_ramp_max_s: ClassVar[float] = 5.0
+    block_s: ClassVar[float] = 0.01  # back-to-back: seconds of calls per sample, about
+
+    @property
+    def compile_modes(self) -> list[str]:
+        """The compile modes to run, in suite order (one for a plain string)."""
+        return [self.compile] if isinstance(self.compile, str) else list(self.compile)
 
     def __post_init__(self) -> None:
         numbers = [self.warmup_s, self.min_time_s, self.max_time_s, self.ci_target, self.price_per_hour]
@@ -149,3 +178,10 @@ class MeasureConfig:
                              "use >= 1 (seconds), or energy = false")
         if self.sustained_s is not None and self.sustained_s < 0:
             raise ValueError("sustained_s must be >= 0 (0 skips the sustained window)")
+        modes = self.compile_modes
+        unknown = [m for m in modes if m not in COMPILE_MODES]
+        if unknown or not modes or len(set(modes)) < len(modes):
+            raise ValueError(f"compile {self.compile!r} must be one of {', '.join(map(repr, COMPILE_MODES))}, "
+                             "or a list of distinct ones such as [\"none\", \"default\"]")
+        if self.timing not in TIMING_MODES:
+            raise ValueError(f"timing {self.timing!r} must be one of {', '.join(map(repr, TIMING_MODES))}")

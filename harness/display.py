@@ -90,6 +90,8 @@ def leaderboard_table(frame: Any, title: str, width: int | None = None,
         keys += "; ~ noisy timing (the median's CI never narrowed to ci_target)"
     if (frame["timing_caveat"] == "busy").any():
         keys += "; ! timed while the machine was busy (load above its cores): compare with care"
+    if (frame["timing_caveat"] == "clocks").any():
+        keys += "; ^ the GPU's SM clock moved while timing: compare with care"
     return table, notes + [keys]
 
 

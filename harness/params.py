@@ -144,9 +144,17 @@ def build(cls: type, table: Any, where: str, problems: list[str]) -> Any | None:
         return None
 
 
+# Field metadata of a key added after runs were stored: at its default it is left out of
+# to_dict (and so of run ids), and decode restores the default.
+OMIT_AT_DEFAULT = {"omit_at_default": True}
+
+
 def to_dict(obj: Any) -> dict[str, Any]:
-    """A dataclass instance as a plain dict (tuples become lists, for JSON)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(obj).items()}
+    """A dataclass instance as a plain dict (tuples become lists, for JSON); fields with
+    :data:`OMIT_AT_DEFAULT` metadata are left out while at their default."""
+    omit = {f.name for f in dataclasses.fields(obj)
+            if f.metadata.get("omit_at_default") and getattr(obj, f.name) == f.default}
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(obj).items() if k not in omit}
 
 
 def decode(cls: type, data: dict[str, Any]) -> Any:

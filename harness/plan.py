@@ -13,6 +13,11 @@ from harness.machine import installed_version
 from harness.spec import MethodSpec, ModelSpec, RunSpec, StepSpec, TaskSpec
 from harness.suite import Suite
 from harness.suite.methods import BASELINE as BASELINE_METHOD  # a reserved method name
+from harness.suite.methods import compiled_name
+
+# [measure] keys added after runs were first stored: at their defaults they are left out
+# of a run's identity, so the run ids of suites that do not use them never change.
+IDENTITY_DEFAULTS = {"compile": "none", "timing": "per-call"}
 
 
 def run_id_of(fields: dict[str, Any]) -> str:
@@ -34,12 +39,20 @@ def _baseline(plugins: Any) -> MethodSpec:
     return MethodSpec(BASELINE_METHOD, [StepSpec(BASELINE_METHOD, plugins.lookup("method", BASELINE_METHOD).Params())])
 
 
+def measure_identity(measure: Any) -> dict[str, Any]:
+    """The ``[measure]`` table as it counts for a run's identity (one compile mode)."""
+    fields = dataclasses.asdict(measure)
+    return {k: v for k, v in fields.items() if IDENTITY_DEFAULTS.get(k, object()) != v}
+
+
 def build_plan(suite: Suite, plugins: Any) -> list[RunSpec]:
-    """models × (baseline + methods) × tasks, in suite order, baseline first."""
+    """models × (baseline + methods) × tasks × compile modes, in suite order, baseline
+    first; with several compile modes, each method's compiled runs follow its eager one
+    and are named by :func:`compiled_name`."""
     # load_suite refuses a method named baseline; a Suite made in code may still have one
     methods = [_baseline(plugins)] + [m for m in suite.methods if m.name != BASELINE_METHOD]
     torch_version = installed_version("torch")
-    measure = dataclasses.asdict(suite.measure)
+    modes = suite.measure.compile_modes
     config = suite.config
     runs = []
     for model in suite.models:
@@ -49,14 +62,17 @@ def build_plan(suite: Suite, plugins: Any) -> list[RunSpec]:
             for method in methods:
                 versions = {"harness": __version__, "torch": torch_version,
                             "plugins": plugins.versions(_plugins_of(plugins, model, task, method))}
-                identity = {"model": model.to_dict(), "task": task.to_dict(),
-                            "steps": [s.to_dict() for s in method.steps], "measure": measure,
-                            "seed": config.seed, "device": config.device, "versions": versions}
-                runs.append(RunSpec(
-                    run_id=run_id_of(identity), suite=config.name, suite_dir=str(suite.dir.resolve()),
-                    model=model, task=task, method=method.name, steps=method.steps, measure=suite.measure,
-                    seed=config.seed, device=config.device, timeout_s=config.timeout_s, versions=versions,
-                    accuracy_gate=config.accuracy_gate, suite_models={m.name: m for m in suite.models}))
+                for mode in modes:
+                    measure = dataclasses.replace(suite.measure, compile=mode)
+                    identity = {"model": model.to_dict(), "task": task.to_dict(),
+                                "steps": [s.to_dict() for s in method.steps], "measure": measure_identity(measure),
+                                "seed": config.seed, "device": config.device, "versions": versions}
+                    name = compiled_name(method.name, mode) if len(modes) > 1 else method.name
+                    runs.append(RunSpec(
+                        run_id=run_id_of(identity), suite=config.name, suite_dir=str(suite.dir.resolve()),
+                        model=model, task=task, method=name, steps=method.steps, measure=measure,
+                        seed=config.seed, device=config.device, timeout_s=config.timeout_s, versions=versions,
+                        accuracy_gate=config.accuracy_gate, suite_models={m.name: m for m in suite.models}))
     return runs
 
 

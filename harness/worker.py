@@ -128,6 +128,9 @@ def execute(spec: RunSpec, plugins: PluginSet, work_dir: Path) -> tuple[Any, lis
     energy = energy_context(spec.concurrent, spec.idle)
     with MeasurementSession(spec.device, spec.measure, energy) as session:
         model, task, ctx = load(spec, plugins, work_dir)
+        loaded = getattr(model, "harness_load_info", None)  # what the source says it loaded
+        if loaded:
+            session.figures.measured("model_load", loaded, f"reported by the '{spec.model.source}' source")
         model, steps = compress(model, spec, plugins, ctx, session)
         session.add_quality(task.evaluate(model), spec.task.kind)  # phase 3: evaluate
         session.measure(model, task)  # phase 4: measure

@@ -23,6 +23,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test session trains the builtin models once, into its own cache."""
     cache = Path(os.environ.get("HARNESS_TEST_CACHE") or tmp_path_factory.mktemp("harness-cache"))
     os.environ["HARNESS_CACHE"] = str(cache)
+    os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "hf-datasets"))  # not the user's ~/.cache
     return cache
 
 

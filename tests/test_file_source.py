@@ -118,3 +118,82 @@ def test_graph_models_run_their_baseline_and_methods_skip_naming_the_fix(mlp, tm
     assert baseline.metrics["accuracy"] > 0.9 and baseline.metrics["latency_ms_p50"] > 0
     assert int8.status == "skipped"
     assert "can be evaluated and measured, but methods change an eager nn.Module's layers" in int8.error
+
+
+NET = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+if __name__ == "__main__":
+    raise SystemExit("a script's own code must not run when the harness imports it")
+"""
+
+
+def pickle_net(directory: Path, module: str, monkeypatch: pytest.MonkeyPatch) -> torch.nn.Module:
+    """Net from ``directory/<module>.py``, pickled to ``net.pt`` as ``<module>.Net``, or as
+    ``__main__.Net`` (module ``"__main__"``: saved by the script that defines the class)."""
+    import importlib.util
+    import sys
+
+    (directory / "train.py").write_text(NET)
+    spec = importlib.util.spec_from_file_location("train", directory / "train.py")
+    code = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(code)
+    if module == "__main__":
+        code.Net.__module__ = "__main__"
+        monkeypatch.setattr(sys.modules["__main__"], "Net", code.Net, raising=False)
+    else:
+        monkeypatch.setitem(sys.modules, "train", code)
+    net = code.Net()
+    torch.save(net, directory / "net.pt")
+    monkeypatch.undo()  # the runs must find the code through the options alone
+    return net
+
+
+def test_python_path_finds_the_models_own_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    (tmp_path / "src").mkdir()
+    net = pickle_net(tmp_path / "src", "train", monkeypatch)
+    (tmp_path / "src" / "net.pt").rename(tmp_path / "net.pt")
+    bare = FileOptions(unsafe_pickle=True)
+    assert re.search(r"needs module train for its model class, which is not importable \(python_path: none set\); "
+                     r"add the folder holding train to options.python_path", FileSource().check_ref("net.pt", bare, tmp_path))
+    options = FileOptions(unsafe_pickle=True, python_path=("src",))
+    assert FileSource().check_ref("net.pt", options, tmp_path) is None
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "train", raising=False)
+    assert same_outputs(net, FileSource().load("net.pt", options, ctx(tmp_path)))
+
+
+def test_a_class_pickled_from_a_script_is_named_and_read_from_main_module(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    net = pickle_net(tmp_path, "__main__", monkeypatch)
+    problem = FileSource().check_ref("net.pt", FileOptions(unsafe_pickle=True), tmp_path)
+    assert "holds class Net defined in the script that saved it (pickled as __main__.Net); move the class" in problem
+    assert "or set options.main_module" in problem
+    options = FileOptions(unsafe_pickle=True, python_path=(".",), main_module="train")
+    assert FileSource().check_ref("net.pt", options, tmp_path) is None
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "train", raising=False)
+    loaded = FileSource().load("net.pt", options, ctx(tmp_path))
+    assert type(loaded).__module__ == "train" and same_outputs(net, loaded)
+
+
+def test_code_options_need_unsafe_pickle() -> None:
+    with pytest.raises(ValueError, match="python_path and main_module are for unpickling a model's code: set "
+                                         "unsafe_pickle = true too"):
+        FileOptions(python_path=("src",))
+    with pytest.raises(ValueError, match="main_module 'train.py' must be a module name"):
+        FileOptions(unsafe_pickle=True, main_module="train.py")

@@ -47,7 +47,7 @@ def test_warm_is_refused_where_fork_is_not_trusted(monkeypatch: pytest.MonkeyPat
 def test_a_cuda_run_is_cold_when_the_server_initialised_cuda() -> None:
     from types import SimpleNamespace
 
-    from harness.executor import why_cold
+    from harness.supervise import why_cold
 
     cpu, cuda = SimpleNamespace(device="cpu"), SimpleNamespace(device="cuda:0")
     clean = SimpleNamespace(failure="", cuda=False)

@@ -42,6 +42,9 @@ class FakeNvml:
         self.used = itertools.count(1_000, 1_000)  # device memory grows per read
         self.processes = [SimpleNamespace(pid=MY_PID, usedGpuMemory=300 * 2**20),
                           SimpleNamespace(pid=777, usedGpuMemory=5 * 2**30)]
+        self.sm_clock = 1530  # MHz; tests move it
+        self.reasons = 0x0  # nvmlClocksEventReason* bits
+        self.violations = {0: 0, 1: 0}  # perf policy (power, thermal) -> cumulative ns
 
     # discovery
     def nvmlDeviceGetCount(self) -> int:
@@ -94,7 +97,15 @@ class FakeNvml:
         return 12040
 
     def nvmlDeviceGetClockInfo(self, handle: int, kind: int) -> int:
-        return 1530 if kind == self.NVML_CLOCK_SM else 877
+        return self.sm_clock if kind == self.NVML_CLOCK_SM else 877
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: int) -> int:
+        return self.reasons
+
+    def nvmlDeviceGetViolationStatus(self, handle: int, policy: int) -> SimpleNamespace:
+        if policy not in self.violations:
+            raise self.NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        return SimpleNamespace(referenceTime=0, violationTime=self.violations[policy])
 
     def nvmlDeviceGetMaxClockInfo(self, handle: int, kind: int) -> int:
         return 1530
@@ -231,3 +242,42 @@ def test_gpu_state_records_clocks_limits_and_flags_other_processes():
     assert state["power_limit_w"] == 300 and state["sm_clock_mhz"] == 1530 and state["temperature_c"] == 41
     assert state["pstate"].startswith("unavailable")
     assert state["shared"] and state["other_processes"] == [{"pid": 777, "used_mb": 5 * 2**30 / 1e6}]
+
+
+# --- SM clock while timing ----------------------------------------------------------------
+
+def test_clock_watch_waits_for_the_ramp_and_flags_a_window_whose_clock_moved():
+    from harness.measure.clocks import ClockWatch
+
+    nvml, now = FakeNvml(), [0]
+    watch = ClockWatch(nvml, 0, tolerance=0.03, clock=lambda: now[0])
+    ramp = iter([345, 900, 1700, 1950, 1965, 1965])
+    steady = []
+    for _ in range(6):  # one question every 0.1 s while the clock ramps from idle
+        nvml.sm_clock = next(ramp)
+        steady.append(watch.steady())
+        now[0] += 100_000_000
+    assert steady == [False, False, False, False, True, True]
+    start = watch.read()
+    nvml.sm_clock, nvml.reasons = 1700, 0x4 | 0x20  # power cap and thermal slowdown
+    nvml.violations = {0: 2_000_000, 1: 5_000_000}
+    window = watch.window(start, watch.read())
+    assert window["sm_clock_mhz"] == [1965, 1700] and window["moved"]
+    assert window["reasons"] == ["sw_power_cap", "sw_thermal_slowdown"]
+    assert window["throttled_ms"] == {"power": 2.0, "thermal": 5.0}
+
+
+def test_clock_watch_within_tolerance_and_without_the_newer_nvml_calls():
+    from harness.measure.clocks import ClockWatch
+
+    nvml = FakeNvml()
+    nvml.violations = {}  # NOT_SUPPORTED, as on many consumer GPUs
+    watch = ClockWatch(nvml, 0, tolerance=0.03)
+    start = watch.read()
+    nvml.sm_clock = 1515  # one 15 MHz step: within 3%
+    window = watch.window(start, watch.read())
+    assert not window["moved"] and window["throttled_ms"] == {}
+    assert "violation_power" in window["unreadable"]
+    nvml.nvmlDeviceGetCurrentClocksEventReasons = None  # an old pynvml: the deprecated name only
+    nvml.nvmlDeviceGetCurrentClocksThrottleReasons = lambda handle: 0x1
+    assert ClockWatch(nvml, 0).read().reasons == 0x1

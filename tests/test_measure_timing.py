@@ -106,3 +106,49 @@ def test_summary_percentiles_and_ci_ranks():
     lo, hi = median_ci_ranks(100)
     assert (lo, hi) == (39, 60)  # ranks 40 and 61 (1-based): the textbook n=100 interval
     assert median_ci_ranks(3) == (0, 2)
+
+
+def test_warm_up_waits_for_the_gpu_clock_to_hold_still_within_its_bound():
+    work = SimulatedWork(jitter(1_000_000, 0.001))  # settled at once ...
+    answers = iter([False] * 30 + [True] * 10**6)  # ... but the SM clock ramps for 30 windows
+    asked = []
+
+    def steady() -> bool:
+        asked.append(work.now)
+        return next(answers)
+
+    assert warm_up(work.step, TimingPolicy(warmup_s=0.0), work.clock, steady)
+    assert len(asked) == 31 and work.calls >= 300  # one question per 10-call window
+
+    never = SimulatedWork(jitter(1_000_000, 0.001))
+    bounded = TimingPolicy(warmup_s=0.0, clock_ramp_max_s=0.5)
+    assert warm_up(never.step, bounded, never.clock, lambda: False)  # the timing settled; the clock never did
+    assert 0.5e9 <= never.now < 0.52e9  # gave up at clock_ramp_max_s, not before, not much after
+
+
+def test_back_to_back_samples_are_blocks_of_calls_reported_per_call():
+    from harness.measure.latency import calls_per_sample, host_step
+
+    work = SimulatedWork(jitter(100_000, 0.0))  # 0.1 ms calls
+    one = host_step(lambda: work.step(), work.clock)
+    assert calls_per_sample(one, 0.01) == 100  # 10 ms blocks of 0.1 ms calls
+    block = host_step(lambda: work.step(), work.clock, calls=100)
+    before = work.calls
+    assert block() == 100_000 and work.calls - before == 100  # ns per call, from one block
+    slow = SimulatedWork(jitter(50_000_000, 0.0))  # a 50 ms call is a block of one
+    assert calls_per_sample(host_step(lambda: slow.step(), slow.clock), 0.01) == 1
+
+
+def test_time_forward_labels_the_timing_mode_on_cpu():
+    import torch
+
+    from harness.measure.latency import time_forward
+
+    model = torch.nn.Linear(8, 4).eval()
+    policy = TimingPolicy(warmup_s=0.0, min_time_s=0.01, min_iterations=5, max_time_s=0.1, ci_target=0.5,
+                          timing="back-to-back", block_s=0.002)
+    stats = time_forward(model, torch.ones(2, 8), policy, "cpu")
+    assert stats["timing"] == "back-to-back" and stats["calls_per_sample"] > 1 and stats["median_ms"] > 0
+    per_call = time_forward(model, torch.ones(2, 8), TimingPolicy(warmup_s=0.0, min_time_s=0.01, max_time_s=0.1,
+                                                                   ci_target=0.5), "cpu")
+    assert per_call["timing"] == "per-call" and per_call["calls_per_sample"] == 1

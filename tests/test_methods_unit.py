@@ -166,3 +166,16 @@ def test_lm_head_and_embeddings_are_left_alone(task: Any) -> None:
     assert type(quantized.lm_head) is torch.nn.Linear and type(quantized.block) is not torch.nn.Linear
     pruned, info = method("prune.magnitude")().apply(TinyLM(), params("prune.magnitude", amount=0.5), context(task))
     assert info["layers"] == ["block"] and not bool((pruned.lm_head.weight == 0).any())
+
+
+def test_statistics_of_int8_digits_models_count_what_is_stored(task: Any) -> None:
+    from harness.measure.model_stats import static_figures
+
+    base = static_figures(load()).metrics
+    for name, table in (("quant.int8-dynamic", {}), ("quant.int8-weight", {}),
+                        ("quant.int8-static", {"calibration_samples": 64})):
+        model, _ = apply(name, task, **table)
+        f = static_figures(model)
+        assert f.metrics["params"] == base["params"], name
+        assert f.metrics["model_weight_mb"] < base["model_weight_mb"] / 2, name  # int8, not the logical float32
+        assert 0 <= f.metrics["sparsity"] < 0.1, (name, f.provenance["sparsity"])

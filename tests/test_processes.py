@@ -163,7 +163,7 @@ def test_python_command_keeps_the_cwd_off_the_path_and_pythonpath_on(tmp_path: P
 # -- the pieces, in-process -------------------------------------------------------------------
 
 def test_a_capped_log_keeps_head_and_tail(tmp_path: Path) -> None:
-    from harness.executor import CappedLog
+    from harness.supervise import CappedLog
 
     path = tmp_path / "run.log"
     with CappedLog(path, cap=1000) as log:

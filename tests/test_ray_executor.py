@@ -1,4 +1,5 @@
-"""The Ray executor runs the same workers on a (here: local) Ray cluster."""
+"""The Ray executor runs the same workers on a (here: local) Ray cluster: warm, from a
+fork server per slot; a slot whose Ray actor dies fails that run and is replaced."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def test_bench_on_a_local_ray_cluster(tmp_path: Path) -> None:
     rows = {r["method"]: r for r in map(json.loads, (tmp_path / "r/ray/results.jsonl").read_text().splitlines())}
     assert sorted(rows) == ["baseline", "prune.magnitude", "test.kill-parent"]  # each stored once
     assert rows["baseline"]["status"] == rows["prune.magnitude"]["status"] == "ok"
+    assert rows["baseline"]["env"]["worker_mode"] == "warm: forked from a fork server"  # each slot's own server
     killed = rows["test.kill-parent"]
     assert killed["status"] == "failed" and "the Ray task of this run died" in killed["error"]
     assert all((tmp_path / "r/ray/logs" / f"{r['run_id']}.log").exists() for r in rows.values())
@@ -37,3 +39,21 @@ def test_unknown_executor_is_one_sentence(tmp_path: Path) -> None:
     suite = digits_suite(tmp_path, "x")
     proc = cli("bench", str(suite), "--executor", "rey", "--results", str(tmp_path / "r"))
     assert proc.returncode == 2 and "unknown executor 'rey'; did you mean 'ray'?" in proc.stderr
+
+
+def test_each_slot_reserves_the_runs_gpus_and_no_more_slots_than_the_cluster_holds() -> None:
+    from types import SimpleNamespace
+
+    from harness_plugins.executors.ray import plan_slots
+
+    cuda = [SimpleNamespace(device="cuda", gpus_per_run=1.0)] * 4
+    assert plan_slots(cuda, 2, {"CPU": 16, "GPU": 2}) == (8, 1.0, 2)  # one GPU each, CPUs shared
+    assert plan_slots(cuda, 4, {"CPU": 16, "GPU": 2}) == (4, 1.0, 2)  # two GPUs hold two runs at once
+    halves = [SimpleNamespace(device="cuda", gpus_per_run=0.5)] * 4
+    assert plan_slots(halves, 4, {"CPU": 8, "GPU": 2}) == (2, 0.5, 4)  # a fraction shares a GPU
+    cpu = [SimpleNamespace(device="cpu", gpus_per_run=0.0)] * 3
+    assert plan_slots(cpu, 2, {"CPU": 2}) == (1, 0.0, 2)
+    unset = [SimpleNamespace(device="cuda")]  # a spec without the field: 1 GPU on CUDA
+    assert plan_slots(unset, 1, {"CPU": 4, "GPU": 1}) == (4, 1.0, 1)
+    with pytest.raises(RuntimeError, match="has 0 GPUs; each run needs 1"):
+        plan_slots(cuda, 2, {"CPU": 2})

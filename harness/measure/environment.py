@@ -9,6 +9,7 @@ from typing import Any
 from harness import DISTRIBUTION
 from harness.machine import installed_version, usable_cores
 from harness.measure.hardware import recorded
+from harness.measure.torchao_status import torchao_status
 from harness.warm import worker_mode
 
 
@@ -32,6 +33,8 @@ def environment(device: str, plugin_versions: dict[str, str]) -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": installed_version("numpy"),
         "torchao": installed_version("torchao"),
+        # its compiled extensions: loaded, failed (why) or skipped by its torch check
+        "torchao_status": torchao_status(),
         "plugins": plugin_versions,
         "os": platform.platform(),
         "cpu": cpu_model(),

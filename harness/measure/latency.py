@@ -10,6 +10,12 @@ every further 25%, until the 95% confidence interval of the median is narrower t
 1/sqrt(n) rate the target is out of reach; a timing that never got there, or whose
 warm-up never settled, is flagged ``noisy``. The garbage collector is off while
 timing, as in ``timeit``.
+
+``timing = "back-to-back"`` makes each sample a block of calls (about ``block_s`` of
+them) synchronized only at its ends: the per-call time of a pipelined caller, which for
+a launch-bound model on a GPU is what ``torch.utils.benchmark.Timer`` reports. On CUDA a
+:class:`~harness.measure.clocks.ClockWatch` extends warm-up until the SM clock holds
+still and reads the clock at both ends of the sampling window.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class Policy(Protocol):
     max_time_s: float
     ci_target: float
     settle_tolerance: float
+    timing: str
+    block_s: float
+    clock_ramp_max_s: float
 
 
 @dataclass
@@ -46,6 +55,9 @@ class TimingPolicy:
     max_time_s: float = 20.0
     ci_target: float = 0.02  # relative width of the 95% CI of the median
     settle_tolerance: float = 0.05  # warm-up: successive window medians agree within this
+    timing: str = "per-call"  # or "back-to-back"
+    block_s: float = 0.01  # back-to-back: about this many seconds of calls per sample
+    clock_ramp_max_s: float = 5.0  # CUDA: warm-up waits this long at most for a steady SM clock
 
 
 def median_ci_ranks(n: int) -> tuple[int, int]:
@@ -105,13 +117,17 @@ def summarize(samples_ns: Any, ci_target: float, warmup_settled: bool = True,
     }
 
 
-def warm_up(step: Step, policy: Policy, clock: Clock = time.perf_counter_ns) -> bool:
+def warm_up(step: Step, policy: Policy, clock: Clock = time.perf_counter_ns,
+            steady: Callable[[], bool] | None = None) -> bool:
     """Run ``step`` for at least ``warmup_s`` and until two successive windows' medians
     agree within ``settle_tolerance``; False when that did not happen within
-    ``max(4 * warmup_s, 0.2 s)`` (at least two windows always run)."""
+    ``max(4 * warmup_s, 0.2 s)`` (at least two windows always run). With ``steady`` (the
+    GPU's clock has stopped moving, asked once per window) it also waits for that, up to
+    ``clock_ramp_max_s``."""
     start = clock()
     settle_from = start + int(policy.warmup_s * 1e9)
     give_up = start + int(max(4 * policy.warmup_s, 0.2) * 1e9)
+    ramp_give_up = max(give_up, start + int(policy.clock_ramp_max_s * 1e9))
     window_ns = int(max(0.25, policy.warmup_s / 4) * 1e9)
     previous: float | None = None
     window: list[int] = []
@@ -124,10 +140,12 @@ def warm_up(step: Step, policy: Policy, clock: Clock = time.perf_counter_ns) -> 
         window.sort()
         current = float(window[len(window) // 2])
         if previous is not None:
-            if now >= settle_from and abs(current - previous) <= policy.settle_tolerance * previous:
+            settled = now >= settle_from and abs(current - previous) <= policy.settle_tolerance * previous
+            clock_ok = steady() if steady is not None else True
+            if settled and clock_ok:
                 return True
-            if now >= give_up:
-                return False
+            if now >= give_up and (clock_ok or now >= ramp_give_up):
+                return settled
         previous, window, window_start = current, [], now
 
 
@@ -171,38 +189,55 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def time_step(step: Step, policy: Policy, clock: Clock = time.perf_counter_ns) -> dict[str, Any]:
-    """Warm up, sample and summarize ``step`` (a call that returns its own duration)."""
+def time_step(step: Step, policy: Policy, clock: Clock = time.perf_counter_ns,
+              clocks: Any = None) -> dict[str, Any]:
+    """Warm up, sample and summarize ``step`` (a call that returns its own duration);
+    ``clocks`` (a ClockWatch, CUDA) adds what the SM clock did as ``stats["clocks"]``."""
     with _gc_paused():
-        settled = warm_up(step, policy, clock)
+        settled = warm_up(step, policy, clock, clocks.steady if clocks is not None else None)
+        before = clocks.read() if clocks is not None else None
         samples, stopped = sample(step, policy, clock)
-    return summarize(samples, policy.ci_target, settled, stopped)
+        after = clocks.read() if clocks is not None else None
+    stats = summarize(samples, policy.ci_target, settled, stopped)
+    if clocks is not None:
+        stats["clocks"] = clocks.window(before, after)
+    return stats
 
 
-def host_step(fn: Callable[[], Any], clock: Clock = time.perf_counter_ns) -> Step:
-    """A step timing ``fn`` on the host clock."""
+def host_step(fn: Callable[[], Any], clock: Clock = time.perf_counter_ns, calls: int = 1) -> Step:
+    """A step timing ``calls`` calls of ``fn`` on the host clock; returns ns per call."""
 
     def step() -> int:
         t0 = clock()
-        fn()
-        return clock() - t0
+        for _ in range(calls):
+            fn()
+        return (clock() - t0) // calls
 
     return step
 
 
-def cuda_step(fn: Callable[[], Any], torch: Any) -> Step:
-    """A step timing ``fn`` with CUDA events; waits for the end event every call."""
+def cuda_step(fn: Callable[[], Any], torch: Any, calls: int = 1) -> Step:
+    """A step timing ``calls`` calls of ``fn`` with CUDA events around them all, waiting
+    for the end event once; returns ns per call."""
     start = torch.cuda.Event(enable_timing=True)
     end = torch.cuda.Event(enable_timing=True)
 
     def step() -> int:
         start.record()
-        fn()
+        for _ in range(calls):
+            fn()
         end.record()
         end.synchronize()
-        return int(start.elapsed_time(end) * 1e6)  # elapsed_time is in ms
+        return int(start.elapsed_time(end) * 1e6) // calls  # elapsed_time is in ms
 
     return step
+
+
+def calls_per_sample(one_call: Step, block_s: float) -> int:
+    """How many back-to-back calls make a sample of about ``block_s`` (from the median
+    of 5 single calls)."""
+    single = sorted(one_call() for _ in range(5))[2]
+    return max(1, min(100_000, math.ceil(block_s * 1e9 / max(single, 1))))
 
 
 def time_callable(fn: Callable[[], Any], policy: Policy, clock: Clock = time.perf_counter_ns) -> dict[str, Any]:
@@ -210,18 +245,25 @@ def time_callable(fn: Callable[[], Any], policy: Policy, clock: Clock = time.per
     return time_step(host_step(fn, clock), policy, clock) | {"clock": "perf_counter_ns"}
 
 
-def time_forward(model: Any, example: Any, policy: Policy, device: str) -> dict[str, Any]:
-    """Latency of ``model(example)`` under ``torch.inference_mode()``."""
+def time_forward(model: Any, example: Any, policy: Policy, device: str, clocks: Any = None) -> dict[str, Any]:
+    """Latency of ``model(example)`` under ``torch.inference_mode()`` per ``policy.timing``
+    (``calls_per_sample``: 1 per call, or the back-to-back block's size)."""
     import torch
+
+    cuda = device.startswith("cuda")
 
     def forward() -> Any:
         return model(example)
 
+    def make(calls: int) -> Step:
+        return cuda_step(forward, torch, calls) if cuda else host_step(forward, calls=calls)
+
     with torch.inference_mode():
-        if device.startswith("cuda"):
+        if cuda:
             torch.cuda.synchronize(device)
-            stats = time_step(cuda_step(forward, torch), policy) | {"clock": "cuda-events"}
+        calls = 1 if policy.timing == "per-call" else calls_per_sample(make(1), policy.block_s)
+        stats = time_step(make(calls), policy, clocks=clocks)
+        if cuda:
             torch.cuda.synchronize(device)
-        else:
-            stats = time_callable(forward, policy)
-    return stats
+    return stats | {"clock": "cuda-events" if cuda else "perf_counter_ns", "timing": policy.timing,
+                    "calls_per_sample": calls}

@@ -1,4 +1,14 @@
-"""Static facts about a model: serialized size, parameter count, share of zero weights."""
+"""Static facts about a model: serialized size, bytes in memory, parameter count, share of
+zero weights.
+
+Every function here works on any weight a compression library leaves behind: plain
+tensors, torch.ao packed modules, and tensor subclasses (torchao's int4/int8/float8
+tensors, semi-structured sparse tensors). Sizes come from the tensors a subclass really
+stores (``__tensor_flatten__``: packed data, scales, zero points), not from its logical
+dtype. Storage shared between modules (tied weights) is counted once. :func:`static_figures`
+turns them into figures; a statistic that cannot be had for some tensor type is absent
+with the reason, never an error.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +16,12 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
+from harness.measure.figures import Figures
+
 
 def serialized_size_bytes(model: Any) -> int:
-    """Bytes of ``torch.save(model.state_dict())``: what you would ship."""
+    """Bytes of ``torch.save(model.state_dict())``: what you would ship (torch.save
+    writes a storage shared by several entries once)."""
     import torch
 
     buffer = io.BytesIO()
@@ -16,15 +29,26 @@ def serialized_size_bytes(model: Any) -> int:
     return buffer.getbuffer().nbytes
 
 
-def _plain(tensor: Any) -> Any:
-    """A dense float view of a weight that may be quantized or a tensor subclass."""
-    import torch
+def stored_tensors(tensor: Any) -> list[Any]:
+    """The plain tensors ``tensor`` is made of: itself, or a wrapper subclass's inner
+    tensors (recursively)."""
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
-    if getattr(tensor, "is_quantized", False):
-        return tensor.dequantize()
-    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and hasattr(tensor, "dequantize"):
-        return tensor.dequantize()
-    return tensor.detach()
+    if not is_traceable_wrapper_subclass(tensor):
+        return [tensor]
+    names, _ = tensor.__tensor_flatten__()
+    return [leaf for name in names if getattr(tensor, name, None) is not None
+            for leaf in stored_tensors(getattr(tensor, name))]
+
+
+def _storage_key(tensor: Any) -> tuple[Any, ...]:
+    try:
+        ptr = tensor.untyped_storage().data_ptr()
+    except Exception:
+        ptr = 0
+    if not ptr:  # no storage of its own (meta, empty): never shared
+        return ("id", id(tensor))
+    return (str(tensor.device), ptr, tensor.storage_offset(), tuple(tensor.shape))
 
 
 def weight_tensors(model: Any) -> Iterator[tuple[str, Any]]:
@@ -42,39 +66,94 @@ def weight_tensors(model: Any) -> Iterator[tuple[str, Any]]:
 
 
 def count_params(model: Any) -> int:
-    """Parameters, counting packed quantized weights by their logical shape."""
-    total = sum(p.numel() for p in model.parameters())
+    """Parameters by logical shape (packed quantized weights included), each storage
+    once: a weight tied to another (a head sharing the embedding matrix) is one tensor."""
+    seen: set[tuple[Any, ...]] = set()
+    alive: list[Any] = []  # unpacked weights are temporaries: keep them so no address is reused
+    total = 0
+
+    def add(tensor: Any) -> None:
+        nonlocal total
+        alive.append(tensor)
+        key = _storage_key(stored_tensors(tensor)[0])
+        if key not in seen:
+            seen.add(key)
+            total += tensor.numel()
+
+    for param in model.parameters():
+        add(param)
     for _, module in model.named_modules():
         weight = getattr(module, "weight", None)
         if callable(weight) and not hasattr(weight, "shape"):  # packed: not in parameters()
             try:
-                total += weight().numel()
+                add(weight())
                 bias = module.bias()
-                total += bias.numel() if bias is not None else 0
+                if bias is not None:
+                    add(bias)
             except Exception:
                 continue
     return total
 
 
+def zero_count(tensor: Any) -> tuple[int, int]:
+    """(exact zeros, elements) of a weight, dequantizing a quantized one. Raises when the
+    tensor type can neither be compared nor dequantized (e.g. tile-packed int4)."""
+    import torch
+
+    if getattr(tensor, "is_quantized", False):
+        tensor = tensor.dequantize()
+    elif type(tensor) not in (torch.Tensor, torch.nn.Parameter):  # a subclass: its own way to dense values
+        try:
+            tensor = tensor.dequantize()
+        except Exception:
+            tensor = tensor.to_dense()  # semi-structured sparse tensors
+    dense = tensor.detach()
+    return int((dense == 0).sum()), dense.numel()
+
+
 def zero_fraction(tensors: list[Any]) -> float | None:
-    """Share of exact zeros over ``tensors`` (None when there are none)."""
+    """Share of exact zeros over ``tensors``; None when there are none, or when one of
+    them is of a type whose zeros cannot be counted (see :func:`sparsity`)."""
+    value, _ = _zeros(list(enumerate(tensors)))
+    return value
+
+
+def _zeros(weights: list[tuple[Any, Any]]) -> tuple[float | None, list[str]]:
     zeros = total = 0
-    for tensor in tensors:
-        dense = _plain(tensor)
-        zeros += int((dense == 0).sum())
-        total += dense.numel()
-    return zeros / total if total else None
+    unreadable: dict[str, int] = {}
+    for _, tensor in weights:
+        try:
+            z, n = zero_count(tensor)
+        except Exception:
+            unreadable[type(tensor).__name__] = unreadable.get(type(tensor).__name__, 0) + 1
+            continue
+        zeros, total = zeros + z, total + n
+    if unreadable:
+        return None, [f"{n} {kind}" for kind, n in sorted(unreadable.items())]
+    return (zeros / total if total else None), []
+
+
+def sparsity(model: Any) -> tuple[float | None, str]:
+    """(share of exact zeros over all Linear/Conv weights, how) — or (None, why not)."""
+    weights = list(weight_tensors(model))
+    if not weights:
+        return None, "the model has no Linear/Conv weights"
+    value, unreadable = _zeros(weights)
+    if value is None:
+        return None, (f"the zeros of {', '.join(unreadable)} weight(s) cannot be counted: the tensor type "
+                      "offers neither dequantize() nor to_dense()")
+    return value, "share of exact zeros in Linear/Conv weights (quantized weights dequantized)"
 
 
 def weight_sparsity(model: Any) -> float | None:
-    """Share of zeros over the weights of all Linear/Conv layers."""
-    return zero_fraction([w for _, w in weight_tensors(model)])
+    """Share of zeros over the weights of all Linear/Conv layers (None: see :func:`sparsity`)."""
+    return sparsity(model)[0]
 
 
 def weight_bytes(model: Any) -> int:
-    """Bytes of the tensors in the model's state (weights and buffers, packed quantized
-    weights by their storage), each storage counted once."""
-    seen: set[tuple[str, int]] = set()
+    """Bytes of the tensors in the model's state (weights and buffers; packed quantized
+    weights and tensor subclasses by what they store), each storage counted once."""
+    seen: set[tuple[Any, ...]] = set()
     total = 0
 
     def add(value: Any) -> None:
@@ -85,15 +164,74 @@ def weight_bytes(model: Any) -> int:
             return
         if not hasattr(value, "element_size") or not hasattr(value, "numel"):
             return
-        try:
-            key = (str(value.device), value.untyped_storage().data_ptr())
-        except Exception:
-            key = ("", id(value))
-        if key[1] and key in seen:
-            return
-        seen.add(key)
-        total += value.numel() * value.element_size()
+        for leaf in stored_tensors(value):
+            key = _storage_key(leaf)
+            if key not in seen:
+                seen.add(key)
+                total += leaf.numel() * leaf.element_size()
 
     for value in model.state_dict().values():
         add(value)
     return total
+
+
+def weight_formats(model: Any) -> dict[str, dict[str, Any]]:
+    """By weight type (a tensor subclass's name, else the dtype): how many Linear/Conv
+    weights, their stored bits per weight (data, scales and zero points over logical
+    elements) and the block sizes the tensors declare (the last entry is the group size)."""
+    import torch
+
+    formats: dict[str, dict[str, Any]] = {}
+    for _, weight in weight_tensors(model):
+        plain = type(weight) in (torch.Tensor, torch.nn.Parameter)
+        entry = formats.setdefault(str(weight.dtype).removeprefix("torch.") if plain else type(weight).__name__,
+                                   {"layers": 0, "elements": 0, "stored_bytes": 0, "block_sizes": []})
+        entry["layers"] += 1
+        entry["elements"] += weight.numel()
+        entry["stored_bytes"] += sum(t.numel() * t.element_size() for t in stored_tensors(weight))
+        block = getattr(weight, "block_size", None)
+        if block is not None and list(block) not in entry["block_sizes"]:
+            entry["block_sizes"].append(list(block))
+    for entry in formats.values():
+        entry["bits_per_weight"] = round(8 * entry.pop("stored_bytes") / entry.pop("elements"), 3)
+        if not entry["block_sizes"]:
+            del entry["block_sizes"]
+    return formats
+
+
+def static_figures(model: Any) -> Figures:
+    """Size, bytes in memory, parameters, weight formats and sparsity; each absent with
+    the reason when it cannot be had for this model."""
+    f = Figures()
+    statistics = [
+        ("size_bytes", lambda: serialized_size_bytes(model), "bytes of torch.save(state_dict)"),
+        ("model_weight_mb", lambda: weight_bytes(model) / 1e6,
+         "bytes of the state_dict tensors (weights and buffers; tensor subclasses by their stored "
+         "tensors) in memory, each storage once"),
+        ("params", lambda: count_params(model), "parameters, packed weights by logical shape, shared storage once"),
+        ("weight_formats", lambda: weight_formats(model) or None,
+         "Linear/Conv weights by tensor type: stored bits per weight (data, scales, zero points), block size"),
+    ]
+    for key, compute, how in statistics:
+        try:
+            value = compute()
+        except Exception as exc:
+            f.absent(key, f"could not be computed for this model ({type(exc).__name__}: {exc})"[:300])
+            continue
+        if value is None:
+            f.absent(key, "the model has no Linear/Conv weights")
+        else:
+            f.measured(key, value, how)
+    if "size_bytes" in f.metrics:
+        f.measured("size_mb", f.metrics["size_bytes"] / 1e6, "bytes of torch.save(state_dict) / 1e6")
+    else:
+        f.absent("size_mb", f.provenance["size_bytes"].split(":", 1)[1].strip())
+    try:
+        value, how = sparsity(model)
+    except Exception as exc:
+        value, how = None, f"could not be computed ({type(exc).__name__}: {exc})"[:300]
+    if value is None:
+        f.absent("sparsity", how)
+    else:
+        f.measured("sparsity", value, how)
+    return f

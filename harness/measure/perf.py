@@ -15,6 +15,7 @@ from typing import Any
 from harness.config import MeasureConfig
 from harness.machine import usable_cores
 from harness.measure import memory, model_stats
+from harness.measure.clocks import ClockWatch
 from harness.measure.energy import EnergyContext, EnergyMeter, EnergyReading, window_figures
 from harness.measure.figures import Figures
 from harness.measure.gpu_memory import GpuMemoryWatch, peak_mem_figure
@@ -45,22 +46,6 @@ def fingerprint(example: Any) -> str:
 
     feed(example)
     return digest.hexdigest()[:16]
-
-
-def static_figures(model: Any) -> Figures:
-    f = Figures()
-    size = model_stats.serialized_size_bytes(model)
-    f.measured("size_bytes", size, "bytes of torch.save(state_dict)")
-    f.measured("size_mb", size / 1e6, "bytes of torch.save(state_dict) / 1e6")
-    f.measured("model_weight_mb", model_stats.weight_bytes(model) / 1e6,
-               "bytes of the state_dict tensors (weights and buffers) in memory")
-    f.measured("params", model_stats.count_params(model), "parameters, packed weights by logical shape")
-    sparsity = model_stats.weight_sparsity(model)
-    if sparsity is None:
-        f.absent("sparsity", "the model has no Linear/Conv weights")
-    else:
-        f.measured("sparsity", sparsity, "share of exact zeros in Linear/Conv weights")
-    return f
 
 
 def sustained_window(model: Any, example: Any, seconds: float, device: str,
@@ -96,36 +81,92 @@ ENERGY_KEYS = ("energy_j_per_1k", "dynamic_energy_j_per_1k", "cpu_energy_j_per_1
                "gpu_energy_j_per_1k", "co2_g_per_1k")
 
 
+TIMED_KEYS = ("latency", "latency_ms_p50", "latency_ms_p99", "throughput_sps", "timing_noisy",
+              "timing_clocks_moved", "sustained_throughput_sps", "cost_usd_per_1m") + ENERGY_KEYS
+
+
 def measure_model(model: Any, task: Any, config: MeasureConfig, device: str,
                   meter: EnergyMeter | None = None, energy: EnergyContext | None = None) -> Figures:
     """Size, latency, throughput, energy, cost and memory of ``model``; ``config`` is the
-    suite's ``[measure]`` table and ``meter`` the run's energy meter (None: energy absent)."""
-    f = static_figures(model)
+    suite's ``[measure]`` table (one compile mode) and ``meter`` the run's energy meter
+    (None: energy absent)."""
+    f = model_stats.static_figures(model)
     batch_sizes = sorted(config.batch_sizes)
+    timed, compile_note = compiled_model(f, model, task, batch_sizes, config, device)
     gpu = GpuMemoryWatch(device)
-    gpu.start()
+    gpu.start()  # with only the model resident: inputs come next
     examples = {b: task.example_input(b) for b in batch_sizes}
     rss_reset = memory.reset_peak_rss()
     load = _load_average()
-    latency = {str(b): time_forward(model, examples[b], config, device) for b in batch_sizes}
-    for b in batch_sizes:
-        latency[str(b)]["throughput_sps"] = b / (latency[str(b)]["median_ms"] / 1e3)
-    load = max(load, _load_average())
     cores = usable_cores()
-    busy = f"; machine busy (load average {load:.1f} on {cores} cores): calls may wait for a CPU" \
-        if load > cores else ""
-    f.update(latency_figures(latency, busy))
-    energy = dataclasses.replace(energy or EnergyContext(), busy=busy)
-    sps, basis = sustained_figures(f, model, examples[batch_sizes[-1]], batch_sizes[-1], config, device, meter, energy)
+    if timed is not None:
+        clocks = ClockWatch.open(device, config.clock_tolerance)
+        watch = clocks if isinstance(clocks, ClockWatch) else None
+        latency = {str(b): time_forward(timed, examples[b], config, device, watch) for b in batch_sizes}
+        for b in batch_sizes:
+            latency[str(b)]["throughput_sps"] = b / (latency[str(b)]["median_ms"] / 1e3)
+            if b in compile_note.seconds:
+                latency[str(b)]["compile_s"] = compile_note.seconds[b]
+        load = max(load, _load_average())
+        busy = f"; machine busy (load average {load:.1f} on {cores} cores): calls may wait for a CPU" \
+            if load > cores else ""
+        f.update(latency_figures(latency, busy, compile_note.how if compile_note.model is not None else ""))
+        f.update(clock_figures(latency, clocks if isinstance(clocks, str) else ""))
+        energy = dataclasses.replace(energy or EnergyContext(), busy=busy)
+        sps, basis = sustained_figures(f, timed, examples[batch_sizes[-1]], batch_sizes[-1], config, device,
+                                       meter, energy)
+        cost_figure(f, config, sps, basis)
+    else:
+        for key in TIMED_KEYS:
+            f.absent(key, compile_note.failed)
+    f.update(gpu.stop())
+    memory_figures(f, device, rss_reset)
+    f.measured("timing", timing_settings(config, batch_sizes, load, cores, load > cores, examples),
+               "settings in force while timing; input_sha256 is equal across methods iff the inputs are")
+    return f
+
+
+def compiled_model(f: Figures, model: Any, task: Any, batch_sizes: list[int], config: MeasureConfig,
+                   device: str) -> tuple[Any, Any]:
+    """(what to time: the model, its compiled form, or None when compilation failed;
+    the :class:`Compiled` record), with ``compile_s`` added to ``f``. Compiles on inputs
+    of its own, dropped before the memory watch starts."""
+    from harness.measure.compiled import Compiled, compile_for_timing
+
+    mode = config.compile_modes[0]
+    if mode == "none":
+        f.absent("compile_s", "measure.compile = 'none': timed eager")
+        return model, Compiled(model)
+    done = compile_for_timing(model, {b: task.example_input(b) for b in batch_sizes}, mode, device)
+    if done.model is None:
+        f.absent("compile_s", done.failed)
+        return None, done
+    f.measured("compile_s", sum(done.seconds.values()),
+               f"{done.how}; the first call at each batch size ({', '.join(map(str, sorted(done.seconds)))}), "
+               "device synchronized; not in any latency or throughput figure")
+    return done.model, done
+
+
+def cost_figure(f: Figures, config: MeasureConfig, sps: float, basis: str) -> None:
     if config.price_per_hour <= 0:
         f.absent("cost_usd_per_1m", "measure.price_per_hour is 0: set the hardware's USD per hour for a cost")
     else:
         f.measured("cost_usd_per_1m", config.price_per_hour / 3600 * 1e6 / sps,
                    f"measure.price_per_hour {config.price_per_hour} USD/h × time per inference at {basis}")
-    f.update(gpu.stop())
-    memory_figures(f, device, rss_reset)
-    f.measured("timing", timing_settings(config, batch_sizes, load, cores, bool(busy), examples),
-               "settings in force while timing; input_sha256 is equal across methods iff the inputs are")
+
+
+def clock_figures(latency: dict[str, dict[str, Any]], absent: str) -> Figures:
+    """``timing_clocks_moved``: whether the GPU's SM clock moved during a timing window."""
+    f = Figures()
+    if absent:
+        f.absent("timing_clocks_moved", absent)
+        return f
+    moved = [b for b, s in latency.items() if s["clocks"]["moved"]]
+    edges = "; ".join(f"batch {b}: {s['clocks']['sm_clock_mhz'][0]}→{s['clocks']['sm_clock_mhz'][1]} MHz"
+                      for b, s in latency.items())
+    f.measured("timing_clocks_moved", bool(moved),
+               f"NVML SM clock at the start and end of each timing window ({edges}) and thermal violation "
+               f"time; moved at batch: {', '.join(moved) or 'none'}")
     return f
 
 
@@ -136,12 +177,14 @@ def sustained_seconds(config: MeasureConfig) -> float:
     return DEFAULT_SUSTAINED_S if config.energy else config.min_time_s
 
 
-def latency_figures(latency: dict[str, dict[str, Any]], busy: str) -> Figures:
+def latency_figures(latency: dict[str, dict[str, Any]], busy: str, compiled: str = "") -> Figures:
     """Headline latency and throughput from per-batch-size timings (smallest batch for
     latency, largest for throughput)."""
     f = Figures()
     smallest, largest = min(latency, key=int), max(latency, key=int)
-    how = f"{latency[smallest]['clock']}, one call per sample, inference_mode{busy}"
+    per = "one call per sample" if latency[smallest].get("timing", "per-call") == "per-call" else \
+        "back-to-back: a block of calls per sample (calls_per_sample), synchronized at its ends"
+    how = f"{latency[smallest]['clock']}, {per}, inference_mode{busy}" + (f"; {compiled}" if compiled else "")
     f.measured("latency", latency, f"{how}; per batch size, until the median's 95% CI is within ci_target")
     f.measured("latency_ms_p50", latency[smallest]["p50_ms"], f"{how}; median at batch {smallest}")
     f.measured("latency_ms_p99", latency[smallest]["p99_ms"], f"{how}; 99th percentile at batch {smallest}")
@@ -178,8 +221,7 @@ def sustained_figures(f: Figures, model: Any, example: Any, batch_size: int, con
 def memory_figures(f: Figures, device: str, rss_reset: bool) -> None:
     """Add peak RSS, and the headline ``peak_mem_mb`` (GPU memory on CUDA, from the GPU
     figures already in ``f``; process RSS on CPU)."""
-    peak_rss = memory.peak_rss_bytes() / 1e6
-    rss_how = "VmHWM of this process over timing" if rss_reset else "VmHWM of the whole process (peak could not be reset)"
+    peak_rss, rss_how = memory.peak_rss_figure(rss_reset)  # above the run's start: warm and cold agree
     f.measured("peak_rss_mb", peak_rss, rss_how)
     if device.startswith("cuda"):
         peak_mem_figure(f)
@@ -195,6 +237,7 @@ def timing_settings(config: MeasureConfig, batch_sizes: list[int], load: float, 
         "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
         "inference_mode": True, "gc": "disabled while timing", "batch_sizes": batch_sizes,
         "policy": {k: getattr(config, k) for k in POLICY_KEYS},
+        "compile": config.compile_modes[0], "timing": config.timing,
         "sustained_s": sustained_seconds(config),
         "load_average": round(load, 2), "cores": cores, "machine_busy": busy,
         "input_sha256": {str(b): fingerprint(x) for b, x in examples.items()},

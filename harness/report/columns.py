@@ -1,6 +1,6 @@
 """The leaderboard's columns as people read them: a short terminal header, a published
 label with units, a number format, a priority for narrow terminals, and which marker
-(estimated ``*``, noisy ``~``) a cell can carry. No pandas here: the CLI imports it."""
+(estimated ``*``, noisy ``~``, GPU clock moved ``^``, machine busy ``!``) a cell can carry. No pandas here: the CLI imports it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Column:
     kind: str = "num"  # num | int | pct | ratio | text | acc | yesno
     priority: int = 50  # terminal: lower numbers stay longest when the width runs short
     estimable: bool = False  # may be an estimate: marked "*"
-    timed: bool = False  # a timing: marked "~" (noisy) or "!" (machine busy)
+    timed: bool = False  # a timing: marked "~" (noisy), "^" (GPU clock moved) or "!" (machine busy)
     optional: bool = False  # shown only when some row has it (task-specific figures)
 
 
@@ -49,10 +49,19 @@ COLUMNS = [
     Column("co2_g_per_1k", "gCO2e/1k", "CO₂e (g / 1k inf.)", "num", 22, estimable=True),
     Column("cost_usd_per_1m", "$/1M", "Cost ($ / 1M inf.)", "num", 23, estimable=True),
     Column("compress_s", "compress s", "Compression time (s)", "num", 17),
+    Column("compile", "compile", "torch.compile mode", "text", 6, optional=True),
+    Column("compile_s", "compile s", "Compile time (s)", "num", 17, optional=True),
+    Column("timing_mode", "timing", "Timing (per-call / back-to-back)", "text", 9, optional=True),
     Column("ttft_ms", "TTFT ms", "Time to first token (ms)", "num", 7, timed=True, optional=True),
     Column("decode_tokens_per_s", "decode tok/s", "Decode (tokens/s)", "num", 7, timed=True, optional=True),
 ]
 BY_KEY = {c.key: c for c in COLUMNS}
+# timing_caveat -> (marker, what it means): the legend under a leaderboard.
+CAVEATS = {
+    "noisy": ("~", "noisy timing (the median's CI never narrowed to ci_target, or the warm-up never settled)"),
+    "clocks": ("^", "the GPU's SM clock moved (or it slowed down thermally) while timing: compare with care"),
+    "busy": ("!", "timed while the machine was busy (load above its cores): compare with care"),
+}
 # Where a quality figure lives and which way is better: the y axis of a trade-off plot.
 QUALITY = [("accuracy", True), ("perplexity", False), ("top1_agreement", True), ("bits_per_byte", False),
            ("kl_div_mean", False)]
@@ -104,21 +113,22 @@ def cell(column: Column, record: dict[str, Any]) -> str:
 
 
 def marker(column: Column, record: dict[str, Any], hide_estimated: bool = False) -> str:
-    """'*' estimated, '~' noisy timing, '!' timed on a busy machine, or ''."""
+    """'*' estimated, '~' noisy timing, '^' GPU clock moved, '!' timed on a busy machine, or ''."""
     if column.estimable and column.key in str(record.get("estimated") or "").split(","):
         return "*"
     if column.timed:
-        return {"noisy": "~", "busy": "!"}.get(record.get("timing_caveat") or "", "")
+        return CAVEATS.get(record.get("timing_caveat") or "", ("", ""))[0]
     return ""
 
 
 def with_data(frame: Any, columns: list[Column]) -> list[Column]:
-    """The columns of ``frame`` that some row has a value in (text columns always)."""
+    """The columns of ``frame`` that some row has a value in (text columns always, unless
+    optional)."""
     kept = []
     for column in columns:
         if column.key not in frame.columns:
             continue
-        if column.kind == "text" or frame[column.key].notna().any():
+        if (column.kind == "text" and not column.optional) or frame[column.key].notna().any():
             kept.append(column)
     return kept
 

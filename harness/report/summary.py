@@ -164,6 +164,8 @@ def footnotes(frame: Any, by_run: dict[str, RunResult]) -> list[tuple[str, str, 
                                       "(or the warm-up never settled); compare these with care"))
     if "busy" in caveats:
         notes.append(("!", "timings", "timed while the machine's load exceeded its cores"))
+    if "clocks" in caveats:
+        notes.append(("^", "timings", "the GPU's SM clock moved (or it slowed down thermally) while timing"))
     return notes
 
 
@@ -177,6 +179,8 @@ def cell_title(column_key: str, mark: str, result: RunResult | None) -> str:
         return str(result.provenance.get("timing_noisy") or "noisy timing")
     if mark == "!":
         return str(result.provenance.get("latency_ms_p50") or "timed while the machine was busy")
+    if mark == "^":
+        return str(result.provenance.get("timing_clocks_moved") or "the GPU's clock moved while timing")
     return ""
 
 

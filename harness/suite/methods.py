@@ -32,6 +32,15 @@ class _StepTable:
 BASELINE = "baseline"  # reserved: the plan adds it for every (model, task)
 
 
+def compiled_name(name: str, mode: str) -> str:
+    """The name of method ``name``'s run under torch.compile ``mode`` when a suite runs
+    several modes side by side (``[measure] compile = ["none", "default"]``): eager runs
+    keep their names, compiled ones say how they were compiled."""
+    if mode == "none":
+        return name
+    return f"{name}+compile" if mode == "default" else f"{name}+compile-{mode}"
+
+
 def check_methods(checker: Checker, raw: Any, max_runs: int = MAX_RUNS) -> list[MethodSpec]:
     """The methods, sweeps expanded; a sweep is counted before it is expanded and refused
     when, with the methods before it, it has over ``max_runs`` points."""

@@ -9,9 +9,10 @@ Everything here is stable API; nothing imports torch until it is called.
 - Memory: :func:`reset_peak_rss`, :func:`peak_rss_bytes`.
 - Messages: :func:`nearest` ("; did you mean 'x'?").
 - Environment: :func:`installed_version`, :func:`library`, :func:`usable_cores`,
-  :func:`cache_dir`.
+  :func:`cache_dir`, :func:`torchao_status` (which torchao extensions loaded).
 - Executors: :func:`run_isolated` runs one :class:`RunSpec` in a fresh worker process and
-  always returns its :class:`RunResult`.
+  always returns its :class:`RunResult`; :class:`Workers` does the same with workers forked
+  from a fork server of its own (warm), and runs helper modules (model preparation).
 - Child processes: :func:`python_command` is the argv that runs a module in a fresh
   Python without the current directory on its import path.
 """
@@ -25,11 +26,13 @@ from typing import TYPE_CHECKING
 from harness.machine import installed_version, usable_cores
 from harness.measure.memory import peak_rss_bytes, reset_peak_rss
 from harness.measure.model_stats import count_params, weight_sparsity, zero_fraction
+from harness.measure.torchao_status import torchao_status
 from harness.params import nearest
 from harness.process import python_command
 from harness.result import RunResult
 from harness.spec import RunSpec
 from harness.toolkit.training import FitReport, fit, zero_masks
+from harness.workers import Workers
 
 if TYPE_CHECKING:
     import threading
@@ -49,14 +52,14 @@ def cache_dir() -> Path:
 def run_isolated(spec: RunSpec, log_path: Path, stop: threading.Event | None = None) -> RunResult:
     """Run ``spec`` in a fresh worker process (its own process group, killed at the
     spec's timeout or when ``stop`` is set); its output goes to ``log_path``."""
-    from harness.executor import run_in_subprocess
+    from harness.supervise import run_in_subprocess
 
     return run_in_subprocess(spec, log_path, stop)
 
 
 __all__ = [
-    "FitReport", "RunResult", "RunSpec", "cache_dir", "count_params", "fit", "installed_version",
-    "library", "nearest", "peak_rss_bytes", "python_command", "reset_peak_rss", "run_isolated", "usable_cores",
-    "weight_sparsity", "zero_fraction", "zero_masks",
+    "FitReport", "RunResult", "RunSpec", "Workers", "cache_dir", "count_params", "fit", "installed_version",
+    "library", "nearest", "peak_rss_bytes", "python_command", "reset_peak_rss", "run_isolated", "torchao_status",
+    "usable_cores", "weight_sparsity", "zero_fraction", "zero_masks",
 ]
 

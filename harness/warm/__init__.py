@@ -9,9 +9,12 @@ runs, in its own session (so the executor's group kill and process-tree sweep ap
 unchanged), with its output on the run's log pipe, and dies with the server, which dies
 with the driver. :mod:`harness.warm.client` is the driver's side.
 
-Cold mode (a fresh interpreter per run) stays where forking is unsafe or unwanted: not
-Linux, ``HARNESS_WORKERS=cold``, a server that failed to start, or a CUDA run when the
-server has initialised CUDA. Each result says which in ``env["worker_mode"]``.
+Cold mode (a fresh interpreter per run, :mod:`harness.warm.cold`: it loads what the server
+loads, :mod:`harness.warm.preload`, then runs the worker, so both modes start a run from
+the same state) stays where forking is unsafe or unwanted: not Linux,
+``HARNESS_WORKERS=cold``, a server that failed to start, or a CUDA run when the server has
+initialised CUDA. Each result says which in ``env["worker_mode"]``. The driver's helper
+children (model preparation, idle power) are forked from the same server.
 """
 
 from __future__ import annotations

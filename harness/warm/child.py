@@ -1,10 +1,12 @@
-"""What a child forked by the fork server does: become a worker as a fresh interpreter
-would be one, run ``harness.worker.main([SPEC, RESULT])``, and leave with ``os._exit``
-(never back into the server's loop)."""
+"""What a child forked by the fork server does: become what ``python -m MODULE ARGS``
+would be in a fresh interpreter, run ``MODULE.main(ARGS)`` (a run's worker:
+``harness.worker`` with ``[SPEC, RESULT]``; also the driver's model preparation and idle
+power measurement), and leave with ``os._exit`` (never back into the server's loop)."""
 
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
 import signal
@@ -89,11 +91,13 @@ def run(request: dict[str, Any], log_fd: int, gate_fd: int, server_pid: int, clo
         os.environ.update(env)
         os.environ[MODE_VAR] = WARM
         _fresh_state(int(request.get("threads") or 0), nvml_inits)
-        from harness import worker
+        module = importlib.import_module(request.get("module") or "harness.worker")
+        from harness.measure.memory import mark_start
 
-        args = [request["spec"], request["result"]]
-        sys.argv = [worker.__file__, *args]
-        code = worker.main(args)
+        mark_start()  # a run's peak RSS counts from here, as a cold worker's after the same imports
+        args = [str(a) for a in request["args"]]
+        sys.argv = [module.__file__ or request["module"], *args]
+        code = module.main(args)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:

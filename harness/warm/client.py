@@ -114,7 +114,7 @@ class ForkedWorker:
 
 
 class ForkServer:
-    def __init__(self, log_path: Path, energy: bool = False):
+    def __init__(self, log_path: Path, energy: bool = False, uses: list[str] | None = None):
         self.log_path = log_path
         self.ready, self.cuda, self.failure, self.announced = threading.Event(), False, "", False
         self.workers: dict[int, WarmWorker] = {}
@@ -125,7 +125,8 @@ class ForkServer:
         try:
             with open(log_path, "wb") as log:
                 self.proc: subprocess.Popen | None = subprocess.Popen(
-                    argv + (["--energy"] if energy else []), pass_fds=(theirs.fileno(),),
+                    argv + (["--energy"] if energy else []) + [f"--uses={','.join(uses or [])}"],
+                    pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True)  # no Ctrl-C from the terminal: the driver ends it
         except OSError as exc:
@@ -262,7 +263,10 @@ class SuiteServer:
     def start(self, runs: list[Any]) -> None:
         if self.server is None and runs and self.reason is None:
             home = self._stack.enter_context(run_dir(runs_root()))  # the server's log, kept while it runs
-            self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs))
+            from harness.warm.preload import uses_of
+
+            uses = sorted({use for run in runs for use in uses_of(run.to_dict())})  # their preload modules
+            self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs), uses=uses)
 
     def close(self) -> None:
         if self.server is not None:

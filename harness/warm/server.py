@@ -1,14 +1,15 @@
-"""The fork server: ``python -P -m harness.warm.server FD DRIVER_PID [--energy]``.
+"""The fork server: ``python -P -m harness.warm.server FD DRIVER_PID [--energy] [--uses=KIND:NAME,...]``.
 
-It imports torch, the worker and the plugins once (torchao too where installed; with
+It imports torch, the worker and the plugins once (and the heavy modules the suite's plugins declare in ``preload``, e.g. torchao, transformers; with
 ``--energy`` codecarbon as well, and it lets codecarbon detect the hardware), never touches
 CUDA, and then serves the driver over the ``AF_UNIX`` ``SOCK_SEQPACKET`` socket ``FD``,
 one JSON message per packet:
 
 - it sends ``{"ready": true, "cuda": bool}`` (``cuda``: CUDA was initialised here, so a
   CUDA run must not be forked from here) or ``{"error": "..."}`` once;
-- ``{"op": "run", "id", "spec", "result", "env", "cwd", "threads"}`` with the run's log
-  pipe as an fd: it forks the worker (:mod:`harness.warm.child`) and answers
+- ``{"op": "run", "id", "module", "args", "env", "cwd", "threads"}`` with the child's log
+  pipe as an fd: it forks the child (:mod:`harness.warm.child`: ``module.main(args)``,
+  e.g. ``harness.worker`` with ``[SPEC, RESULT]``) and answers
   ``{"id", "pid"}`` at once, then ``{"id", "status"}`` (the exit code, ``-N`` for signal
   N) when the worker has exited, without reaping it;
 - ``{"op": "reap", "id"}``: the driver has ended the worker's process group; the zombie
@@ -22,7 +23,6 @@ process groups and exits.
 from __future__ import annotations
 
 import gc
-import importlib
 import json
 import os
 import select
@@ -36,57 +36,13 @@ from contextlib import suppress
 from typing import Any
 
 from harness.warm import child
+from harness.warm.preload import preload
 
 MAX_MESSAGE = 1 << 16
 
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(json.dumps(message).encode())
-
-
-def _preload(energy: bool) -> int:
-    """Import what every run imports; return how many NVML inits the children redo."""
-    helper = None
-    if energy:  # codecarbon's set-up mostly waits (py-cpuinfo runs a subprocess): overlap it
-        helper = threading.Thread(target=_prepare_codecarbon, name="codecarbon-setup")
-        helper.start()
-    import torch  # noqa: F401
-
-    import harness.worker  # noqa: F401
-    from harness.plugins import load_plugins
-
-    plugins = load_plugins()
-    for kind in ("source", "task", "method"):  # lazy entries: import their modules now
-        for name in plugins.names(kind):
-            with suppress(Exception):
-                plugins.lookup(kind, name)
-    for module in ("torchao", "harness.measure.session", "harness.measure.perf", "harness.measure.environment"):
-        with suppress(Exception):  # optional, and a broken install must not stop the server
-            importlib.import_module(module)
-    if helper is not None:
-        helper.join()
-    return _release_nvml()
-
-
-def _prepare_codecarbon() -> None:
-    """Import codecarbon and let it detect the hardware (only with energy on: else a run
-    would not import it, and it would only add to each worker's RSS)."""
-    with suppress(Exception):
-        for module in ("codecarbon", "codecarbon.emissions_tracker", "codecarbon.external.geography"):
-            importlib.import_module(module)
-        from harness.measure.carbon import prepare
-
-        prepare()
-
-
-def _release_nvml() -> int:
-    """Close NVML here (codecarbon opens it at import): a forked child opens its own."""
-    nvml = sys.modules.get("pynvml")
-    count = getattr(nvml, "_nvmlLib_refcount", 0) if nvml else 0
-    for _ in range(count):
-        with suppress(Exception):
-            nvml.nvmlShutdown()
-    return count
 
 
 def cuda_touched() -> bool:
@@ -218,11 +174,12 @@ class Server:
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     driver, energy = int(argv[1]), "--energy" in argv[2:]
+    uses = [u for arg in argv[2:] if arg.startswith("--uses=") for u in arg[7:].split(",") if u]
     child.die_with_parent()
     if os.getppid() != driver:
         return 1  # the driver ended before PDEATHSIG was set
     try:
-        nvml_inits = _preload(energy)
+        nvml_inits = preload(energy, release_nvml=True, uses=uses)
         _single_threaded()
         cuda = cuda_touched()
     except BaseException as exc:  # noqa: B036 (a plugin's sys.exit at import, too)

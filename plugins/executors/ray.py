@@ -1,12 +1,25 @@
-"""The ``ray`` executor: each run is a Ray task that starts the same worker process
-on whichever node Ray picks. Connects to ``$RAY_ADDRESS`` or starts a local Ray.
+"""The ``ray`` executor: runs on a Ray cluster (``$RAY_ADDRESS``, or a local Ray it starts).
+
+Each of ``--jobs`` slots is a Ray actor that Ray places on some node with the run's
+resources (``num_cpus``: an equal share of the cluster's CPUs; ``num_gpus``: the suite's
+``gpus_per_run``, by default 1 on CUDA, and Ray sets the actor's ``CUDA_VISIBLE_DEVICES``
+to the GPUs it reserved). A slot keeps a fork server of its own (:class:`Workers`: torch and
+the plugins imported once per slot, not once per run), prepares the suite's models on its
+node before its first run (so nothing needs a shared cache: each node trains or downloads
+what it lacks, one slot at a time per node), and runs one spec at a time in a worker
+process exactly as the local executor does: forked (warm), isolated, timed out, ended
+with its tree. A slot whose actor dies (its node lost, its process killed) makes that
+run's row ``failed`` and is replaced.
 
 Imported only when a suite asks for the ``ray`` executor: ``import ray`` at the top is
-deliberate (an ImportError here tells the user to install compression-harness[ray])."""
+deliberate (an ImportError here tells the user to install compression-harness[ray]).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,55 +28,137 @@ from typing import Any
 import ray  # an ImportError here tells the user to install compression-harness[ray]
 
 from harness.api import Executor
-from harness.toolkit import RunResult, RunSpec, run_isolated
+from harness.toolkit import RunResult, RunSpec, Workers, cache_dir
+
+PROGRESS = "prepare: "
 
 
-def _run_remote(spec: RunSpec) -> tuple[RunResult, str]:
-    """Run ``spec`` in a worker process on this node; return its result and its log."""
-    with tempfile.TemporaryDirectory(prefix="harness-ray-") as tmp:
-        log = Path(tmp) / f"{spec.run_id}.log"
-        result = run_isolated(spec, log)
-        return result, log.read_text(errors="replace") if log.exists() else ""
+class Slot:
+    """One run at a time on the node Ray placed this actor on, from a fork server of its own."""
+
+    def __init__(self, runs: list[RunSpec]):
+        self.workers = Workers()
+        self.workers.start(runs)  # its imports overlap the models' preparation below
+
+    def prepare(self, models: list[tuple[dict[str, Any], str]]) -> list[str]:
+        """Prepare the suite's models on this node (a no-op where they are cached); one slot
+        of a node at a time (a lock in the model cache); return what failed."""
+        import fcntl
+
+        failures = []
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with open(cache_dir() / ".prepare.lock", "wb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for model, suite_dir in models:
+                code, tail = self.workers.call("harness.worker", ["--prepare", json.dumps(model), suite_dir])
+                if code != 0:
+                    failures.append(f"preparing model {model['name']} failed on node {ray.util.get_node_ip_address()}"
+                                    f" ({tail[-1] if tail else 'no output'})")
+        return failures
+
+    def run(self, spec: RunSpec) -> tuple[RunResult, str]:
+        """Run ``spec`` in a worker process on this node; its result and its log."""
+        with tempfile.TemporaryDirectory(prefix="harness-ray-") as tmp:
+            log = Path(tmp) / f"{spec.run_id}.log"
+            result = self.workers.run(spec, log)
+            return result, log.read_text(errors="replace") if log.exists() else ""
+
+    def close(self) -> None:
+        self.workers.close()
+
+
+def gpus_of(spec: RunSpec) -> float:
+    """The GPUs each run reserves: the suite's ``gpus_per_run`` (1 on CUDA unless set)."""
+    value = getattr(spec, "gpus_per_run", None)  # a RunSpec field once the plan carries it
+    return float(value) if value is not None else (1.0 if spec.device.startswith("cuda") else 0.0)
+
+
+def plan_slots(runs: list[RunSpec], jobs: int, resources: dict[str, float]) -> tuple[int, float, int]:
+    """(CPUs, GPUs each slot reserves; how many slots) on a cluster with ``resources``:
+    ``jobs`` slots, or fewer where its GPUs hold fewer (actors keep what they reserve, so a
+    slot that cannot be placed would wait forever)."""
+    per_run = max(1, int(resources.get("CPU", 1)) // jobs)  # CPUs reserved = threads used
+    gpus = gpus_of(runs[0])
+    slots = min(jobs, len(runs), *([int(resources.get("GPU", 0) // gpus)] if gpus else []))
+    if slots < 1:
+        raise RuntimeError(f"the Ray cluster has {resources.get('GPU', 0):g} GPUs; each run needs {gpus:g} "
+                           "(gpus_per_run): add GPU nodes, or lower gpus_per_run")
+    if slots < min(jobs, len(runs)):
+        print(f"note: the Ray cluster holds {slots} run(s) of {gpus:g} GPU(s) at once", file=sys.stderr)
+    return per_run, gpus, slots
 
 
 class RayExecutor(Executor):
     name = "ray"
-    description = "each run a Ray task on whichever node Ray picks ($RAY_ADDRESS, or a local Ray)"
+    description = "each of --jobs slots a Ray actor on whichever node Ray picks ($RAY_ADDRESS, or a local Ray)"
+    prepares_models = True  # each slot, on its node: the driver's machine need not hold the models
 
     def run(self, runs: list[RunSpec], log_dir: Path, on_start: Callable[[RunSpec], None],
             on_result: Callable[[RunSpec, RunResult], None]) -> None:
+        if not runs:
+            return
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, ignore_reinit_error=True,
                  log_to_driver=False)
-        # Each run reserves an equal share of the cluster's CPUs and uses that many threads.
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        per_run = max(1, cpus // self.jobs)
-        remote = ray.remote(num_cpus=per_run, max_retries=0)(_run_remote)
-        pending: dict[Any, RunSpec] = {}
-        queue = list(runs)
+        per_run, gpus, slots = plan_slots(runs, self.jobs, ray.cluster_resources())
+        actor = ray.remote(num_cpus=per_run, num_gpus=gpus, max_restarts=0)(Slot)
+        models = list({json.dumps(r.model.to_dict(), sort_keys=True): (r.model.to_dict(), r.suite_dir)
+                       for r in runs}.values())
+        energy = [r for r in runs if r.measure.energy][:1] or runs[:1]  # its server loads codecarbon, or not
+
+        def new_slot() -> tuple[Any, Any]:  # (the actor, its model preparation)
+            slot = actor.remote(energy)
+            return slot, slot.prepare.remote(models)
+
         log_dir.mkdir(parents=True, exist_ok=True)
+        free = [new_slot() for _ in range(slots)]
+        pending: dict[Any, tuple[RunSpec, tuple[Any, Any]]] = {}
+        queue = list(runs)
         try:
             while queue or pending:
-                while queue and len(pending) < self.jobs:
+                while queue and free:
+                    slot, prepared = free.pop()
                     spec = queue.pop(0)
                     spec.threads = per_run
                     on_start(spec)
-                    pending[remote.remote(spec)] = spec
+                    pending[slot.run.remote(spec)] = (spec, (slot, prepared))
                 done, _ = ray.wait(list(pending), num_returns=1)
-                spec = pending.pop(done[0])
-                result, log = _outcome(done[0], spec)
+                spec, (slot, prepared) = pending.pop(done[0])
+                result, log, died = _outcome(done[0], spec, prepared)
                 (log_dir / f"{spec.run_id}.log").write_text(log)
+                if died:
+                    ray.kill(slot)
+                free.append(new_slot() if died else (slot, None))
                 on_result(spec, result)
         finally:
-            for ref in pending:  # interrupted, or the driver failed: stop what still runs
-                ray.cancel(ref, force=True)
+            _end(free, pending)
 
 
-def _outcome(ref: Any, spec: RunSpec) -> tuple[RunResult, str]:
-    """The task's (result, log); a dead Ray worker, a lost node or object becomes this
-    run's failed result, and the suite goes on."""
+def _outcome(ref: Any, spec: RunSpec, prepared: Any) -> tuple[RunResult, str, bool]:
+    """The task's (result, log, whether its slot died); a dead actor, a lost node or
+    object becomes this run's failed result, and the suite goes on."""
+    notes = []
     try:
-        return ray.get(ref)
+        if prepared is not None:  # the slot's first run: what its node could not prepare
+            notes = ray.get(prepared)
+        result, log = ray.get(ref)
     except ray.exceptions.RayError as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         error = f"the Ray task of this run died ({type(exc).__name__}: {first})"
-        return RunResult.of(spec, "failed", error), error + "\n"
+        return RunResult.of(spec, "failed", error), error + "\n", True
+    if notes and result.status == "failed":
+        result.error = "\n".join(notes + [result.error or ""])
+    return result, "".join(f"{PROGRESS}{n}\n" for n in notes) + log, False
+
+
+def _end(free: list[tuple[Any, Any]], pending: dict[Any, tuple[RunSpec, tuple[Any, Any]]]) -> None:
+    """Close the idle slots (their fork servers end their workers), kill the busy ones
+    (interrupted, or the driver failed: their workers die with them)."""
+    for _, (_, (slot, _)) in pending.items():
+        ray.kill(slot)
+    closing = [slot.close.remote() for slot, _ in free]
+    try:
+        ray.get(closing, timeout=30)
+    except ray.exceptions.RayError:
+        pass
+    for slot, _ in free:
+        ray.kill(slot)

@@ -4,24 +4,23 @@ archive, or a full-model checkpoint.
 Unpickling runs code, so a file that would be unpickled with more than torch's
 ``weights_only`` allow-list is refused unless the model sets ``unsafe_pickle = true``;
 ``check_ref`` finds this (and empty or foreign files) statically, before anything runs.
-See docs/security.md.
+See docs/security.md. A pickled model's own code is found through ``python_path`` and
+``main_module`` (:mod:`harness_plugins.sources.user_code`); options: docs/data.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import os
-import pickletools
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import hookimpl
 from harness.api import ModelSource
+from harness_plugins.sources.pickle_scan import export_risks, members, shown, unsafe_in_pickle
 
 EXPECTED = "a torch.export archive, TorchScript archive or torch.save checkpoint"
 OPT_IN = "set options = { unsafe_pickle = true } if you trust it"
@@ -31,16 +30,24 @@ OPT_IN = "set options = { unsafe_pickle = true } if you trust it"
 class FileOptions:
     # torch.load runs arbitrary code from pickles; only for files you trust.
     unsafe_pickle: bool = False
+    # Folders (relative to the suite) put on sys.path before unpickling: where the model's code is.
+    # Added after runs were stored: at their defaults they stay out of a run's identity.
+    python_path: tuple[str, ...] = field(default=(), metadata={"omit_at_default": True})
+    # The module (on python_path) to read classes pickled as __main__.X from: a script that saved its own model.
+    main_module: str | None = field(default=None, metadata={"omit_at_default": True})
+
+    def __post_init__(self) -> None:
+        if (self.python_path or self.main_module) and not self.unsafe_pickle:
+            raise ValueError("python_path and main_module are for unpickling a model's code: set unsafe_pickle = true "
+                             "too, if you trust the file")
+        name = self.main_module
+        if name is not None and (name.endswith(".py") or not all(p.isidentifier() for p in name.split("."))):
+            raise ValueError(f"main_module '{self.main_module}' must be a module name (e.g. \"train\" for train.py)")
 
 
 def _resolve(ref: str, suite_dir: Path) -> Path:
     path = Path(ref).expanduser()
     return path if path.is_absolute() else suite_dir / path
-
-
-def _members(archive: zipfile.ZipFile) -> dict[str, str]:
-    """Member names without the archive's root folder → full names."""
-    return {name.split("/", 1)[1] if "/" in name else name: name for name in archive.namelist()}
 
 
 def _kind(path: Path) -> str:
@@ -49,7 +56,7 @@ def _kind(path: Path) -> str:
         return "empty"
     try:
         with zipfile.ZipFile(path) as archive:
-            names = _members(archive)
+            names = members(archive)
     except (zipfile.BadZipFile, OSError):
         with open(path, "rb") as handle:
             return "checkpoint" if handle.read(1) == b"\x80" else "unknown"  # a legacy torch.save pickle
@@ -68,131 +75,16 @@ def _not_a_model(path: Path, kind: str) -> str:
     return f"model file '{path}' is not {EXPECTED} (first bytes: {head!r})"
 
 
-# --- what a pickle would call, read without running it --------------------------------
-
-_STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
-            "SHORT_BINSTRING"}
-
-
-def _pickle_globals(data: bytes, count: int = 1) -> set[str]:
-    """The ``module.name`` of every global the first ``count`` pickles in ``data`` refer
-    to (``?`` where it cannot be told)."""
-    found: set[str] = set()
-    stream = io.BytesIO(data)
-    for _ in range(count):
-        if stream.tell() < len(data):
-            found |= _globals_of_one(stream)
-    return found
-
-
-def _globals_of_one(stream: io.BytesIO) -> set[str]:
-    found: set[str] = set()
-    memo: dict[int, Any] = {}
-    stack: list[Any] = []  # only strings matter: they name STACK_GLOBAL's module and name
-    try:
-        for op, arg, _ in pickletools.genops(stream):
-            if op.name in ("GLOBAL", "INST"):
-                found.add(".".join(str(arg).split(" ", 1)))
-            elif op.name == "STACK_GLOBAL":
-                module, name = (stack[-2:] if len(stack) >= 2 else [None, None])
-                found.add(f"{module}.{name}" if isinstance(module, str) and isinstance(name, str) else "?")
-            elif op.name.startswith("EXT"):
-                found.add("?")  # the copyreg extension registry
-            if op.name in _STRINGS:
-                stack.append(arg)
-            elif op.name == "MEMOIZE" and stack:
-                memo[len(memo)] = stack[-1]
-            elif op.name in ("PUT", "BINPUT", "LONG_BINPUT") and stack:
-                memo[int(arg)] = stack[-1]
-            elif op.name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo.get(int(arg)))
-            elif op.name not in ("FRAME", "PROTO"):
-                stack.append(None)
-    except Exception:  # noqa: BLE001 - a pickle we cannot read is one we will not run
-        found.add("?")
-    return found
-
-
-def _unsafe_in_pickle(data: bytes, count: int = 1) -> list[str]:
-    """Globals a pickle refers to outside torch's ``weights_only`` allow-list, the
-    model's own classes first (not torch's, not builtins)."""
-    from torch import _weights_only_unpickler as allowed
-
-    safe = set(allowed._get_allowed_globals()) | set(allowed._get_user_allowed_globals())
-    return sorted(_pickle_globals(data, count) - safe,
-                  key=lambda name: (name.startswith(("torch.", "__builtin__.", "builtins.")), name))
-
-
-def _unsafe_in_payload(data: bytes) -> list[str]:
-    """The same for a ``torch.save`` payload (a zip of pickles, or a legacy pickle)."""
-    if not data:
-        return []  # torch reads an empty payload as {}
-    if not data.startswith(b"PK"):  # torch's legacy format: five pickles, then storages
-        return _unsafe_in_pickle(data, count=5)
-    found: list[str] = []
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for name in archive.namelist():
-                if name.endswith(".pkl"):
-                    found += [n for n in _unsafe_in_pickle(archive.read(name)) if n not in found]
-    except (zipfile.BadZipFile, OSError):
-        return ["?"]
-    return found
-
-
-def _shown(names: list[str]) -> str:
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-
-
 def _checkpoint_problem(path: Path) -> str | None:
     with zipfile.ZipFile(path) as archive:
-        unsafe = _unsafe_in_pickle(archive.read(_members(archive)["data.pkl"]))
-    return f"model file '{path}' holds a pickled model class ({_shown(unsafe)}); {OPT_IN}" if unsafe else None
-
-
-# --- a torch.export archive: which members torch.export.load would unpickle -----------
-
-def _export_risks(archive: zipfile.ZipFile) -> Iterator[tuple[str, str, str]]:
-    """(what, member, how torch reads it) for every member torch.export.load (torch 2.13)
-    would read with more than ``weights_only``: torch.load payloads whose pickles refer to
-    globals off the allow-list (sample inputs, ``use_pickle`` weights and constants, legacy
-    files), plain-pickled ``opaque_obj_`` constants, AOTInductor shared libraries."""
-    names = _members(archive)
-    scanned: set[str] = set()
-    aoti = False
-    for short, full in names.items():
-        base = short.rsplit("/", 1)[-1]
-        if short.startswith("data/aotinductor/"):
-            if not aoti:
-                aoti = True
-                yield "AOTInductor-compiled code", short, "load as a shared library"
-        elif short.startswith("data/constants/") and base.startswith("opaque_obj_"):
-            yield "a pickled Python object", short, "unpickle with plain pickle"
-        elif short.endswith("_config.json") and short.startswith(("data/weights/", "data/constants/")):
-            folder = short.rsplit("/", 1)[0]
-            for meta in json.loads(archive.read(full)).get("config", {}).values():
-                member = f"{folder}/{meta.get('path_name')}"
-                # opaque_obj_ is refused above; custom_obj_ (TorchBind) goes to TorchScript's unpickler
-                pickled_object = str(meta.get("path_name")).startswith(("opaque_obj_", "custom_obj_"))
-                if meta.get("use_pickle") and member in names and member not in scanned and not pickled_object:
-                    scanned.add(member)
-                    yield from _payload_risk(archive, member, names[member])
-    for short, full in names.items():  # sample inputs, legacy weights and formats
-        if short not in scanned and (short.endswith((".pt", ".pkl")) or short.startswith("serialized_")) \
-                and short != "serialized_exported_program.json":
-            yield from _payload_risk(archive, short, full)
-
-
-def _payload_risk(archive: zipfile.ZipFile, short: str, full: str) -> Iterator[tuple[str, str, str]]:
-    unsafe = _unsafe_in_payload(archive.read(full))
-    if unsafe:
-        yield f"a pickle calling {_shown(unsafe)}", short, "unpickle unrestricted"
+        unsafe = unsafe_in_pickle(archive.read(members(archive)["data.pkl"]))
+    return f"model file '{path}' holds a pickled model class ({shown(unsafe)}); {OPT_IN}" if unsafe else None
 
 
 def _export_problem(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as archive:
-            risks = list(_export_risks(archive))
+            risks = list(export_risks(archive))
     except (zipfile.BadZipFile, OSError, ValueError, AttributeError) as exc:
         return f"model file '{path}' is not a readable torch.export archive ({exc})"
     if not risks:
@@ -231,7 +123,12 @@ class FileSource(ModelSource):
         if kind in ("empty", "unknown"):
             return _not_a_model(path, kind)
         if getattr(options, "unsafe_pickle", False):
-            return None
+            from harness_plugins.sources.user_code import code_problem, python_path_problems
+
+            problems = python_path_problems(options, suite_dir)
+            if problems:
+                return problems[0]
+            return code_problem(path, options, suite_dir) if kind == "checkpoint" else None
         if kind == "export":
             return _export_problem(path)
         if kind == "checkpoint" and zipfile.is_zipfile(path):
@@ -239,8 +136,6 @@ class FileSource(ModelSource):
         return None
 
     def load(self, ref: str, options: FileOptions, ctx: Any) -> Any:
-        import pickle
-
         import torch
 
         path = _resolve(ref, ctx.suite_dir)
@@ -257,13 +152,7 @@ class FileSource(ModelSource):
                 return torch.export.load(str(path)).module().to(ctx.device)
         if kind == "torchscript":  # its unpickler resolves TorchScript types only, no Python
             return torch.jit.load(str(path), map_location=ctx.device).eval()
-        try:
-            model = torch.load(path, map_location=ctx.device, weights_only=not options.unsafe_pickle)
-        except pickle.UnpicklingError as exc:
-            raise ValueError(
-                f"model file '{path}' holds pickled code that torch.load(weights_only=True) refuses "
-                f"({str(exc).splitlines()[0]}); if you trust it, set options = {{ unsafe_pickle = true }} on this model"
-            ) from None
+        model = _load_checkpoint(path, options, ctx)
         if isinstance(model, dict):
             raise ValueError(
                 f"model file '{path}' holds a state_dict, not a model; save it with torch.save(model) "
@@ -272,6 +161,31 @@ class FileSource(ModelSource):
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model file '{path}' holds a {type(model).__name__}, not a torch.nn.Module")
         return model.eval()
+
+
+def _load_checkpoint(path: Path, options: FileOptions, ctx: Any) -> Any:
+    """``torch.load`` of a ``torch.save`` file: weights only, or (``unsafe_pickle``) with the
+    model's code from ``python_path`` and ``main_module``."""
+    import pickle
+
+    import torch
+
+    if options.unsafe_pickle:
+        from harness_plugins.sources import user_code
+
+        user_code.add_python_path(options, ctx.suite_dir)
+        problem = user_code.code_problem(path, options, ctx.suite_dir)
+        if problem:
+            raise ValueError(problem)
+        remap = user_code.remapping_pickle(options.main_module) if options.main_module else None
+        return torch.load(path, map_location=ctx.device, weights_only=False, pickle_module=remap)
+    try:
+        return torch.load(path, map_location=ctx.device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+            raise ValueError(
+                f"model file '{path}' holds pickled code that torch.load(weights_only=True) refuses "
+                f"({str(exc).splitlines()[0]}); if you trust it, set options = {{ unsafe_pickle = true }} on this model"
+            ) from None
 
 
 @hookimpl

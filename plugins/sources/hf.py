@@ -1,9 +1,16 @@
-"""The ``hf`` model source: a transformers model and its tokenizer, from a local directory
-in Hugging Face format or from a hub id.
+"""The ``hf`` model source: a transformers model with its tokenizer (text models) or image
+processor (vision models), from a local directory in Hugging Face format or from a hub id.
 
-The tokenizer travels with the model as the attribute ``harness_tokenizer`` (it survives
-``copy.deepcopy``, which quantization methods use), so LM tasks get the very object the
-source loaded: :func:`tokenizer_of`.
+``head = "auto"`` picks the model class from the checkpoint config's ``architectures``
+(:func:`choose_head`). A head that transformers would have to initialise randomly (weights
+missing from the checkpoint) is an error unless ``allow_new_head = true``; either way what
+was loaded is attached as ``harness_load_info`` and lands in the result row
+(``metrics.model_load``).
+
+The tokenizer travels with the model as the attribute ``harness_tokenizer``, an image
+processor as ``harness_image_processor`` (both survive ``copy.deepcopy``, which
+quantization methods use), so tasks get the very object the source loaded:
+:func:`tokenizer_of`.
 """
 
 from __future__ import annotations
@@ -18,6 +25,24 @@ from harness.api import ModelSource
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 TOKENIZER_ATTR = "harness_tokenizer"
+IMAGE_PROCESSOR_ATTR = "harness_image_processor"
+LOAD_INFO_ATTR = "harness_load_info"  # what the source loaded; the worker puts it in the row
+
+# head -> the transformers auto class that loads it
+AUTO_CLASSES = {
+    "causal-lm": "AutoModelForCausalLM",
+    "sequence-classification": "AutoModelForSequenceClassification",
+    "masked-lm": "AutoModelForMaskedLM",
+    "image-classification": "AutoModelForImageClassification",
+    "none": "AutoModel",
+}
+# an architecture's class name -> its head, first match wins
+HEAD_OF_ARCHITECTURE = (
+    (re.compile(r"ForCausalLM$|LMHeadModel$"), "causal-lm"),
+    (re.compile(r"ForSequenceClassification$"), "sequence-classification"),
+    (re.compile(r"ForMaskedLM$"), "masked-lm"),
+    (re.compile(r"ForImageClassification(WithTeacher)?$"), "image-classification"),
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +50,9 @@ class HFOptions:
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     trust_remote_code: bool = False
     revision: str | None = None  # hub ids only: branch, tag or commit
-    head: Literal["auto", "causal-lm", "sequence-classification", "masked-lm", "none"] = "auto"
+    head: Literal["auto", "causal-lm", "sequence-classification", "masked-lm", "image-classification",
+                  "none"] = "auto"
+    allow_new_head: bool = False  # accept weights transformers initialises randomly (recorded in the row)
 
 
 def is_local(ref: str) -> bool:
@@ -54,25 +81,32 @@ def tokenizer_of(model: Any) -> Any:
 
 
 def is_causal_lm(model: Any) -> bool:
-    """A decoder with a language-model head: ``*ForCausalLM``, and GPT-2's ``*LMHeadModel``."""
-    name = type(model).__name__
-    return "CausalLM" in name or name.endswith("LMHeadModel")
+    """A decoder with a language-model head: what the ``causal-lm`` head loads
+    (``*ForCausalLM``, and ``*LMHeadModel`` such as GPT-2's)."""
+    head = (getattr(model, LOAD_INFO_ATTR, None) or {}).get("head")
+    if head is not None:
+        return head == "causal-lm"
+    return HEAD_OF_ARCHITECTURE[0][0].search(type(model).__name__) is not None
 
 
-def _auto_class(head: str, architectures: list[str]) -> Any:
-    import transformers
+def choose_head(head: str, config: Any) -> tuple[str, str]:
+    """(head, why): the named head, or for ``auto`` the one the config's ``architectures``
+    name; without architectures, a decoder-only ``model_type`` is a causal LM, else ``none``."""
+    if head != "auto":
+        return head, "options.head"
+    for arch in getattr(config, "architectures", None) or []:
+        for pattern, found in HEAD_OF_ARCHITECTURE:
+            if pattern.search(arch):
+                return found, f"auto: architectures {arch}"
+    if getattr(config, "architectures", None):
+        return "none", f"auto: architectures {', '.join(config.architectures)} (no head it knows: the base model)"
+    from transformers.models.auto import modeling_auto as auto
 
-    if head == "auto":
-        arch = " ".join(architectures or [])
-        head = ("causal-lm" if "CausalLM" in arch or "LMHead" in arch
-                else "sequence-classification" if "SequenceClassification" in arch
-                else "masked-lm" if "MaskedLM" in arch else "none")
-    return {
-        "causal-lm": transformers.AutoModelForCausalLM,
-        "sequence-classification": transformers.AutoModelForSequenceClassification,
-        "masked-lm": transformers.AutoModelForMaskedLM,
-        "none": transformers.AutoModel,
-    }[head]
+    model_type = getattr(config, "model_type", "")
+    decoder = auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.keys() - auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES.keys()
+    if model_type in decoder:
+        return "causal-lm", f"auto: no architectures; model_type {model_type} is a decoder"
+    return "none", f"auto: no architectures; model_type {model_type or '?'}"
 
 
 def _dtype_kwarg() -> str:
@@ -82,20 +116,60 @@ def _dtype_kwarg() -> str:
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
 
 
-def load_pretrained(where: str, options: HFOptions, device: str) -> Any:
-    """Model (eval mode, on ``device``) with its tokenizer attached; ``where`` is a dir or hub id."""
-    import torch
-    from transformers import AutoConfig, AutoTokenizer
+def _preprocessor(model: Any, where: str, common: dict[str, Any]) -> tuple[str, Any]:
+    """(attribute, object): an image processor for models fed pixels, else the tokenizer."""
+    if getattr(model, "main_input_name", "input_ids") == "pixel_values":
+        from transformers import AutoImageProcessor
 
-    common = {"trust_remote_code": options.trust_remote_code}
+        return IMAGE_PROCESSOR_ATTR, AutoImageProcessor.from_pretrained(where, **common)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(where, **common)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # batching needs a pad token
+    return TOKENIZER_ATTR, tokenizer
+
+
+def _load_info(model: Any, head: str, why: str, loading: dict[str, list[Any]]) -> dict[str, Any]:
+    info: dict[str, Any] = {"class": type(model).__name__, "head": head, "head_from": why}
+    for key, name in (("missing_keys", "new_weights"), ("unexpected_keys", "unused_weights")):
+        if loading.get(key):
+            info[name] = sorted(str(k) for k in loading[key])
+    return info
+
+
+def _new_head_error(where: str, info: dict[str, Any]) -> str:
+    new = info["new_weights"]
+    shown = ", ".join(new[:4]) + (f" and {len(new) - 4} more" if len(new) > 4 else "")
+    return (f"'{where}' loaded as {info['class']} (head '{info['head']}', {info['head_from']}) has no weights for "
+            f"{shown}: transformers would initialise them randomly; set head to one the checkpoint has "
+            "(head = 'auto' picks it from config.json) or allow_new_head = true to accept a random head")
+
+
+def load_pretrained(where: str, options: HFOptions, device: str) -> Any:
+    """Model (eval mode, on ``device``) with its tokenizer or image processor and
+    ``harness_load_info`` attached; ``where`` is a dir or hub id."""
+    import torch
+    import transformers
+
+    common: dict[str, Any] = {"trust_remote_code": options.trust_remote_code}
     if options.revision:
         common["revision"] = options.revision
     try:
-        config = AutoConfig.from_pretrained(where, **common)
+        config = transformers.AutoConfig.from_pretrained(where, **common)
         dtype = options.dtype if options.dtype == "auto" else getattr(torch, options.dtype)
-        cls = _auto_class(options.head, getattr(config, "architectures", None) or [])
-        model = cls.from_pretrained(where, config=config, **{_dtype_kwarg(): dtype}, **common)
-        tokenizer = AutoTokenizer.from_pretrained(where, **common)
+        head, why = choose_head(options.head, config)
+        cls = getattr(transformers, AUTO_CLASSES[head])
+        mapping = getattr(cls, "_model_mapping", None)  # config class -> model class of this head
+        if mapping is not None and type(config) not in mapping and not options.trust_remote_code:
+            raise ValueError(f"'{where}' is a {config.model_type} model, which has no '{head}' head in "
+                             f"transformers ({AUTO_CLASSES[head]}): set head to one it has, or 'auto'")
+        model, loading = cls.from_pretrained(where, config=config, output_loading_info=True,
+                                             **{_dtype_kwarg(): dtype}, **common)
+        info = _load_info(model, head, why, loading)
+        if info.get("new_weights") and not options.allow_new_head:
+            raise ValueError(_new_head_error(where, info))
+        attr, preprocessor = _preprocessor(model, where, common)
     except OSError as exc:
         if offline() and not Path(where).is_dir():
             raise RuntimeError(
@@ -103,16 +177,16 @@ def load_pretrained(where: str, options: HFOptions, device: str) -> Any:
                 "forbids downloading it: run once with network access or set ref to a local directory"
             ) from exc
         raise RuntimeError(f"cannot load Hugging Face model '{where}': {str(exc).splitlines()[0]}") from exc
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token  # batching needs a pad token
     model = model.to(device).eval()
-    setattr(model, TOKENIZER_ATTR, tokenizer)
+    setattr(model, attr, preprocessor)
+    setattr(model, LOAD_INFO_ATTR, info)
     return model
 
 
 class HFSource(ModelSource):
     name = "hf"
-    description = "a transformers model + tokenizer from a local HF-format directory or a hub id"
+    preload = ("transformers.modeling_utils",)
+    description = "a transformers model (any common head) with its tokenizer or image processor: local dir or hub id"
     Options = HFOptions
 
     def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:

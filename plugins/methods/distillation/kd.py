@@ -12,7 +12,7 @@ from typing import Any
 from harness.api import Method
 from harness.toolkit import count_params
 from harness_plugins.methods.layers import fresh_copy
-from harness_plugins.methods.pruning.common import shrink_channels
+from harness_plugins.methods.pruning.channels import shrink_channels
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,10 @@ def kd_loss(teacher: Any, temperature: float, alpha: float, hard_loss: Any) -> A
     import torch.nn.functional as F
 
     def loss(output: Any, target: Any, inputs: Any) -> Any:
-        with torch.no_grad():
-            soft = F.log_softmax(teacher(inputs) / temperature, dim=-1)
-        student = F.log_softmax(output / temperature, dim=-1)
+        with torch.no_grad():  # transformers models return an output object with .logits
+            taught = teacher(inputs)
+            soft = F.log_softmax(getattr(taught, "logits", taught).float() / temperature, dim=-1)
+        student = F.log_softmax(getattr(output, "logits", output).float() / temperature, dim=-1)
         kl = F.kl_div(student, soft, log_target=True, reduction="batchmean") * temperature ** 2
         return alpha * hard_loss(output, target) + (1 - alpha) * kl
 
@@ -67,8 +68,8 @@ class KD(Method):
         """The student and how it was made."""
         if params.width:
             student = copy.deepcopy(ctx.teacher)
-            shrink_channels(student, ctx.task.example_input(1), 1 - params.width)
-            made = f"the teacher's architecture with {params.width:g} of its channels (torch-pruning)"
+            _, scope = shrink_channels(student, ctx.task.example_input(1), 1 - params.width)
+            made = f"the teacher's architecture with {params.width:g} of its channels (torch-pruning: {scope})"
         else:
             student, made = ctx.load_model(params.student).to(ctx.device), params.student
         return (fresh_copy(student, ctx.seed) if params.reinit else student), made

@@ -9,7 +9,8 @@ from typing import Literal
 from harness.api import Method
 from harness.toolkit import count_params, library
 from harness_plugins.methods.layers import no_layers
-from harness_plugins.methods.pruning.common import check_amount, prunable, shrink_channels
+from harness_plugins.methods.pruning.channels import shrink_channels
+from harness_plugins.methods.pruning.common import check_amount, prunable
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ class Structured(Method):
 
     def apply(self, model, params, ctx):
         before = count_params(model)
-        shrunk = shrink_channels(model, ctx.task.example_input(1), params.amount, params.importance)
+        shrunk, scope = shrink_channels(model, ctx.task.example_input(1), params.amount, params.importance)
         after = count_params(model)
         return model, {"layers": list(shrunk), "layers_touched": len(shrunk), "shapes": shrunk,
-                       "params_before": before, "params_after": after, "params_removed": 1 - after / before,
+                       "params_before": before, "params_after": after, "params_removed": 1 - after / before, "scope": scope,
                        "kernels": "real (smaller dense layers)", "library": library("torch-pruning"),
                        "calibration_samples": 0, "training_samples": 0}

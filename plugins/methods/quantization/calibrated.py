@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from harness.api import Method, Skip
 from harness.toolkit import count_params, library
-from harness_plugins.methods.layers import layer_filter, no_layers
+from harness_plugins.methods.layers import head_names, layer_filter, no_layers
 from harness_plugins.methods.quantization.common import (
     calibrate,
     int4_config,
@@ -43,6 +43,7 @@ class Int8StaticParams:
 
 class Int8Static(Method):
     name = "quant.int8-static"
+    preload = ("torchao",)  # imported once by a warm worker, not by each run
     family = "quantization"
     needs = ("calibration",)
     description = "int8 weights and activations with scales calibrated on training inputs"
@@ -52,12 +53,20 @@ class Int8Static(Method):
         return None if linear_layers(model) else no_layers(model, "Linear layers to quantize")
 
     def apply(self, model, params, ctx):
-        import torch
-
         before = count_params(model)
         backend = params.backend
         if backend == "auto":
             backend = "torchao" if on_cuda(ctx) else "torch.ao"
+        fallback = None
+        if backend == "torch.ao":
+            try:
+                model, layers, used = _fx_static(model, ctx, params)
+                kernels, lib = "real (fbgemm/x86 int8 kernels)", _fx_library()
+            except _Untraceable as exc:
+                if params.backend == "torch.ao":
+                    raise Skip(f"backend = \"torch.ao\" needs a model torch.fx can trace ({exc}); "
+                               "use backend = \"torchao\"") from None
+                backend, fallback = "torchao", f"torch.ao FX could not trace the model ({exc}): torchao used"
         if backend == "torchao":
             from torchao.quantization import Int8StaticActivationInt8WeightConfig, PerRow, PerTensor
 
@@ -67,24 +76,43 @@ class Int8Static(Method):
             used = _smoothquant(model, ctx, config, None, layers, params.calibration_samples)
             kernels = "real" if on_cuda(ctx) else TORCHAO_CPU_INT8
             lib = library("torchao")
-        else:
-            from torch.ao.quantization import get_default_qconfig_mapping
-            from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-
-            mapping = get_default_qconfig_mapping("x86")
-            if not params.include_head:
-                mapping.set_module_name("lm_head", None)
-            example = ctx.task.calibration_batches(1)[0]
-            prepared = prepare_fx(model.cpu(), mapping, (example,))
-            used = calibrate(prepared, ctx, params.calibration_samples)
-            model = convert_fx(prepared)
-            layers = [name for name, m in model.named_modules()  # quantized (and fused) Linear/Conv modules
-                      if ".quantized" in type(m).__module__ and hasattr(m, "weight")]
-            kernels = "real (fbgemm/x86 int8 kernels)"
-            lib = f"torch.ao.quantization (FX) {torch.__version__}"
         info = quant_info(layers, 8, kernels, lib, before, model, activations="int8, static scales", backend=backend)
+        if fallback:
+            info["backend_note"] = fallback
         info["calibration_samples"] = used
         return model, info
+
+
+class _Untraceable(Exception):
+    pass
+
+
+def _fx_library() -> str:
+    import torch
+
+    return f"torch.ao.quantization (FX) {torch.__version__}"
+
+
+def _fx_static(model: Any, ctx: Any, params: Int8StaticParams) -> tuple[Any, list[str], int]:
+    """torch.ao FX static int8 (fbgemm/x86, Conv included): (model, quantized layers,
+    calibration samples). The output head and tied layers stay float unless asked."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    mapping = get_default_qconfig_mapping("x86")
+    if not params.include_head:
+        for name in head_names(model):
+            mapping.set_module_name(name, None)
+    example = ctx.task.calibration_batches(1)[0]
+    try:
+        prepared = prepare_fx(model.cpu(), mapping, (example,))
+    except Exception as exc:  # symbolic tracing fails before the model is changed
+        raise _Untraceable(f"{type(exc).__name__}: {exc}") from None
+    used = calibrate(prepared, ctx, params.calibration_samples)
+    model = convert_fx(prepared)
+    layers = [name for name, m in model.named_modules()  # quantized (and fused) Linear/Conv modules
+              if ".quantized" in type(m).__module__ and hasattr(m, "weight")]
+    return model, layers, used
 
 
 def _smoothquant(model: Any, ctx: Any, base: Any, alpha: float | None, layers: list[str], samples: int) -> int:
@@ -112,6 +140,7 @@ class SmoothQuantParams:
 
 class SmoothQuant(Method):
     name = "quant.smoothquant"
+    preload = ("torchao",)  # imported once by a warm worker, not by each run
     family = "quantization"
     needs = ("calibration",)
     description = "move activation outliers into the weights (per-channel smoothing), then int8 weights and activations"
@@ -157,6 +186,7 @@ class AWQParams:
 
 class AWQ(Method):
     name = "quant.awq"
+    preload = ("torchao",)  # imported once by a warm worker, not by each run
     family = "quantization"
     needs = ("calibration",)
     description = "activation-aware weight-only quantization: per-channel scales searched on calibration inputs"
@@ -174,11 +204,11 @@ class AWQ(Method):
         if bits == 4 and not on_cuda(ctx):
             raise Skip("bits = 4 needs CUDA (torchao's int4 tensors have no CPU path); use bits = 8")
         before = count_params(model)
-        target = model
+        target, how = model, {}
         if bits == 4:
-            from harness_plugins.methods.quantization.half_precision import HalfPrecision
+            from harness_plugins.methods.quantization.half_precision import half_model
 
-            model = HalfPrecision(model, torch.bfloat16)  # the tinygemm kernel takes bfloat16 only
+            model, how = half_model(model, torch.bfloat16, ctx)  # the tinygemm kernel takes bfloat16 only
             target = model.model
             layers, base = int4_layers(target, params.group_size, params.include_head), int4_config(params.group_size)
             kernels = "real (tinygemm int4 kernel)"
@@ -190,7 +220,7 @@ class AWQ(Method):
         used = calibrate(model, ctx, params.calibration_samples)
         quantize_(target, AWQConfig(base, step="convert", scale_search_space_size=search), filter_fn=layer_filter(layers))
         info = quant_info(layers, bits, kernels, library("torchao"), before, model,
-                          group_size=params.group_size if bits == 4 else None, activations="float")
+                          group_size=params.group_size if bits == 4 else None, activations="float", **how)
         info["calibration_samples"] = used
         return model, info
 
@@ -219,6 +249,7 @@ def _has_mslk() -> bool:
 
 class GPTQ(Method):
     name = "quant.gptq"
+    preload = ("torchao",)  # imported once by a warm worker, not by each run
     family = "quantization"
     needs = ("calibration",)
     description = "weight-only quantization that corrects each column's rounding error using calibration Hessians"

@@ -38,6 +38,7 @@ class QATParams:
 
 class QAT(Method):
     name = "quant.qat"
+    preload = ("torchao",)  # imported once by a warm worker, not by each run
     family = "quantization"
     needs = ("training",)
     description = "fake-quantized training with the task loss (int8 activations, int4/int8 weights), then convert"
@@ -54,8 +55,9 @@ class QAT(Method):
         from harness.toolkit import fit
 
         before = count_params(model)
+        wanted = set(linear_layers(model, params.include_head))
         layers = [name for name, m in model.named_modules()
-                  if name in linear_layers(model, params.include_head) and m.in_features % params.group_size == 0]
+                  if name in wanted and m.in_features % params.group_size == 0]
         base = Int8DynamicActivationIntxWeightConfig(
             weight_dtype=getattr(torch, f"int{params.weight_bits}"), weight_granularity=PerGroup(params.group_size))
 

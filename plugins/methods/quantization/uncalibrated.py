@@ -28,6 +28,7 @@ class Int8DynamicParams:
 
 class Int8Dynamic(Method):
     name = "quant.int8-dynamic"
+    preload = ("torchao",)  # imported once by a warm worker, not by each run
     family = "quantization"
     description = "int8 weights, activations quantized on the fly per batch (Linear layers)"
     Params = Int8DynamicParams
@@ -65,6 +66,7 @@ class Int8WeightParams:
 
 class Int8Weight(Method):
     name = "quant.int8-weight"
+    preload = ("torchao",)  # imported once by a warm worker, not by each run
     family = "quantization"
     description = "int8 weights (per output row), float activations (Linear layers)"
     Params = Int8WeightParams
@@ -96,6 +98,7 @@ class Int4WeightParams:
 
 class Int4Weight(Method):
     name = "quant.int4-weight"
+    preload = ("torchao",)  # imported once by a warm worker, not by each run
     family = "quantization"
     description = "int4 weights in groups along the input dim, float activations (Linear layers)"
     Params = Int4WeightParams
@@ -111,14 +114,14 @@ class Int4Weight(Method):
         import torch
         from torchao.quantization import quantize_
 
-        from harness_plugins.methods.quantization.half_precision import HalfPrecision
+        from harness_plugins.methods.quantization.half_precision import half_model
 
         before = count_params(model)
         layers = int4_layers(model, params.group_size, params.include_head)
-        wrapped = HalfPrecision(model, torch.bfloat16)  # the tinygemm kernel takes bfloat16 only
+        wrapped, how = half_model(model, torch.bfloat16, ctx)  # the tinygemm kernel takes bfloat16 only
         quantize_(wrapped.model, int4_config(params.group_size), filter_fn=layer_filter(layers))
         return wrapped, quant_info(layers, 4, "real (tinygemm int4 kernel)", library("torchao"), before, wrapped,
-                                   group_size=params.group_size, activations="bfloat16")
+                                   group_size=params.group_size, activations="bfloat16", **how)
 
 
 class _Half(Method):
@@ -129,14 +132,14 @@ class _Half(Method):
     def apply(self, model, params, ctx):
         import torch
 
-        from harness_plugins.methods.quantization.half_precision import HalfPrecision
+        from harness_plugins.methods.quantization.half_precision import half_model
 
         dtype = getattr(torch, self.dtype_name)
         before = count_params(model)
         layers = [name for name, m in model.named_modules() if next(m.parameters(recurse=False), None) is not None]
-        wrapped = HalfPrecision(model, dtype)
+        wrapped, how = half_model(model, dtype, ctx)  # inputs cast, or autocast, or Skip: from a trial batch
         return wrapped, quant_info(layers, 16, self.kernels(ctx), f"torch {torch.__version__}", before, wrapped,
-                                   activations=self.dtype_name)
+                                   activations=self.dtype_name, **how)
 
     def kernels(self, ctx: Any) -> str:
         import torch

@@ -1,54 +1,48 @@
 """The ``fidelity`` task: how closely the compressed model follows the original, unlabelled.
 
-Before any method runs, the original model's output distributions on fixed inputs are
-kept (next-token distributions of an LM over a text file, or class distributions of a
-classifier over a bundled data set); after compression the same inputs give
-``top1_agreement`` (share of positions/samples with the same argmax) and ``kl_div_mean``
-(mean KL(original || compressed), in nats).
+Before any method runs, the original model's outputs on fixed inputs are kept; after
+compression the same inputs are compared (:mod:`.fidelity_modes` says what each mode
+compares and reports). Inputs: a causal LM reads the ``text`` file as ``seq_len``-token
+windows; any other text model reads its non-empty lines, one input each (tokenized with
+the model's tokenizer, truncated to ``seq_len``); a classifier may instead read a bundled
+``dataset``. The mode is chosen from the model's outputs unless ``mode`` names one, and is
+reported as ``fidelity_mode``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.api import TaskKind
+from harness_plugins.tasks.lm import fidelity_modes as modes
 from harness_plugins.tasks.lm.text_task import TextKeys, TextTask, missing_file
 
 
 @dataclass(frozen=True, kw_only=True)
 class FidelityConfig(TextKeys):
-    text: str | None = None  # LMs: a text file (relative to the suite) cut into seq_len windows
+    text: str | None = None  # text models: a text file (relative to the suite)
     dataset: str | None = None  # classifiers: a bundled data set, e.g. "digits"
     split: str = "test"
-    max_tokens: int = 512  # LMs: positions compared (the original's log-probs are kept in memory)
-    max_samples: int = 2000  # classifiers: samples compared
+    mode: Literal["auto", "causal-lm", "masked-lm", "classifier", "encoder"] = "auto"
+    states: Literal["pooled", "tokens"] = "pooled"  # encoder mode: one pooled vector per input, or every token
+    max_tokens: int = 512  # per-token modes: positions compared (the original's outputs are kept in memory)
+    max_samples: int = 2000  # per-input modes: inputs (lines of text, or data set samples) compared
     batch_size: int = 8
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if (self.text is None) == (self.dataset is None):
-            raise ValueError("set exactly one of text (for LMs) or dataset (for classifiers)")
+            raise ValueError("set exactly one of text (for text models) or dataset (for classifiers)")
         if min(self.max_tokens, self.max_samples, self.batch_size) < 1:
             raise ValueError("max_tokens, max_samples and batch_size must be >= 1")
         if self.dataset is not None:
             from harness_plugins.tasks.classification import ClassificationConfig
 
             ClassificationConfig(self.dataset, self.split)  # raises for an unknown data set/split
-
-
-def log_probs(model: Any, batch: Any) -> Any:
-    """Log-softmax of the model's outputs, one row per position (LM) or sample (classifier)."""
-    import torch.nn.functional as F
-
-    out = model(batch)
-    logits = getattr(out, "logits", out)
-    if not hasattr(logits, "float"):  # e.g. BertModel: hidden states, no distribution to compare
-        raise ValueError(f"fidelity compares output distributions, and {type(model).__name__} returns "
-                         f"{type(out).__name__} without logits; load it with a head (hf options head = "
-                         "'masked-lm' or 'sequence-classification')")
-    return F.log_softmax(logits.float(), dim=-1).reshape(-1, logits.shape[-1]).cpu()
+            if self.mode not in ("auto", "classifier"):
+                raise ValueError(f"mode '{self.mode}' needs text: a dataset is compared in mode 'classifier'")
 
 
 class FidelityData(TextTask):
@@ -64,34 +58,84 @@ class FidelityData(TextTask):
 
             self.classification = ClassificationData(
                 ClassificationConfig(config.dataset, config.split, config.batch_size), ctx.device)
+        self.mode = config.mode
         self.reference: Any = None
+        self.figures: dict[str, Any] = {}
+        self._batches: list[Any] | None = None
 
-    def inputs(self) -> Any:
+    def batches(self) -> list[Any]:
+        """The compared inputs, batched: tensors, or dicts of tokenizer outputs."""
+        if self._batches is None:
+            self._batches = self._make_batches()
+        return self._batches
+
+    def _make_batches(self) -> list[Any]:
+        step = self.config.batch_size
         if self.classification is not None:
-            return self.classification.x[:self.config.max_samples]
-        rows = max(1, self.config.max_tokens // self.keys.seq_len)
-        return self.windows()[:rows]
+            x = self.classification.x[:self.config.max_samples]
+            return [x[i:i + step] for i in range(0, len(x), step)]
+        if self.causal:
+            rows = self.windows()[:max(1, self.config.max_tokens // self.keys.seq_len)]
+            return [{"input_ids": rows[i:i + step]} for i in range(0, len(rows), step)]
+        lines = [s for s in self.text_path.read_text(encoding="utf-8").splitlines() if s.strip()]
+        if not lines:
+            raise ValueError(f"{self.text_path} has no non-empty line to compare")
+        lines = lines[:self.config.max_samples]
+        return [dict(self.tokenizer(lines[i:i + step], padding=True, truncation=True, max_length=self.keys.seq_len,
+                                    return_tensors="pt")) for i in range(0, len(lines), step)]
 
     def outputs(self, model: Any) -> Any:
+        """The rows compared (log-probabilities or hidden states), the same inputs every time."""
         import torch
 
-        x = self.inputs()
-        step = self.config.batch_size
+        per_token = self.mode == "masked-lm" or (self.mode == "encoder" and self.config.states == "tokens")
+        limit = self.config.max_tokens if per_token else None
+        out, n = [], 0
         with torch.inference_mode():
-            return torch.cat([log_probs(model, x[i:i + step].to(self.device)) for i in range(0, len(x), step)])
+            for batch in self.batches():
+                moved = self.to_device(batch)
+                mask = moved.get("attention_mask", torch.ones_like(moved["input_ids"])) \
+                    if isinstance(moved, dict) else None
+                out.append(modes.rows(modes.run_model(model, moved, self.mode), self.mode, mask, self.config.states))
+                n += len(out[-1])
+                if limit is not None and n >= limit:
+                    break
+        rows = torch.cat(out)
+        return rows[:limit] if limit is not None else rows
+
+    def to_device(self, batch: Any) -> Any:
+        if isinstance(batch, dict):
+            return {k: v.to(self.device) for k, v in batch.items()}
+        return batch.to(self.device)
+
+    def choose_mode(self, model: Any) -> None:
+        """The configured mode, or the one the model's outputs allow; checked on one batch."""
+        import torch
+
+        if self.classification is None and self.config.mode == "auto" and self.causal:
+            self.mode = "causal-lm"
+        probe = "encoder" if self.mode in ("auto", "encoder") else self.mode  # hidden states, if any
+        with torch.inference_mode():
+            out = modes.run_model(model, self.to_device(self.batches()[0]), probe)
+        if self.mode == "auto":
+            self.mode = modes.detect_mode(out)
+        problem = modes.check_mode(self.mode, out, self.causal, type(model).__name__)
+        if problem:
+            raise ValueError(f"fidelity: {problem}; set mode to one of {', '.join(modes.MODES[1:])} that fits")
+        self.figures = {"fidelity_mode": self.mode}
+        if self.mode == "encoder":
+            self.figures["fidelity_states"] = modes.states_compared(out, self.config.states)
 
     def before_compression(self, model: Any) -> None:
         if self.classification is None:
             super().before_compression(model)
+        self.choose_mode(model)
         self.reference = self.outputs(model)
 
-    def evaluate(self, model: Any) -> dict[str, float]:
+    def evaluate(self, model: Any) -> dict[str, Any]:
         compressed = self.outputs(model)
-        ref = self.reference
-        agree = (compressed.argmax(dim=-1) == ref.argmax(dim=-1)).float()
-        kl = (ref.exp() * (ref - compressed)).sum(dim=-1).clamp_min(0)
-        return {"top1_agreement": float(agree.mean()), "kl_div_mean": float(kl.mean()),
-                "kl_div_max": float(kl.max()), "fidelity_positions": int(len(ref))}
+        compare = modes.state_figures if self.mode == "encoder" else modes.distribution_figures
+        return compare(self.reference, compressed) | self.figures
 
     # Classifiers: inputs, calibration and training come from the data set instead of text.
     def example_input(self, batch_size: int) -> Any:
@@ -117,7 +161,8 @@ class FidelityData(TextTask):
 
 class Fidelity(TaskKind):
     name = "fidelity"
-    description = "top-1 agreement and KL divergence of the compressed model's outputs vs the original"
+    preload = ("transformers.modeling_utils",)
+    description = "agreement of the compressed model's outputs with the original's (distributions or hidden states)"
     Config = FidelityConfig
 
     def check_config(self, config: FidelityConfig, suite_dir: Path) -> list[str]:

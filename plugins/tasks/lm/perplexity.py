@@ -84,6 +84,7 @@ class PerplexityData(TextTask):
 
 class Perplexity(TaskKind):
     name = "perplexity"
+    preload = ("transformers.modeling_utils",)
     description = "perplexity and bits per byte of a causal LM on a local text file (rolling windows)"
     Config = PerplexityConfig
 

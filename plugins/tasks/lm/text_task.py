@@ -104,6 +104,11 @@ class TextTask(PreparedTask):
         from harness_plugins.tasks.lm.generation import measure_generation
 
         k = self.keys
+        context = getattr(model.config, "max_position_embeddings", None)
+        if context and k.gen_prompt_tokens + k.gen_new_tokens > context:
+            why = (f"absent: gen_prompt_tokens + gen_new_tokens = {k.gen_prompt_tokens + k.gen_new_tokens} exceed "
+                   f"the model's context of {context} tokens: lower them in the task")
+            return {}, {"ttft_ms": why, "decode_tokens_per_s": why}
         return measure_generation(model, prompt_tokens=k.gen_prompt_tokens, new_tokens=k.gen_new_tokens,
                                   batch_sizes=list(k.gen_batch_sizes), repeats=k.gen_repeats,
                                   seed=self.seed, device=self.device)

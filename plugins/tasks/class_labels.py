@@ -1,0 +1,65 @@
+"""A data set's labels as a classifier's output ids, read through the data's own class names.
+
+The rule (the same for every classification task kind that reads labels by name):
+
+- the data names its classes (a ``datasets.ClassLabel`` feature's names, or string labels)
+  and every name is one of the model's ``config.label2id`` names (case-insensitive):
+  each label becomes the model's id for that name;
+- otherwise integer labels (a ``ClassLabel``'s ids, or an integer column) are used as the
+  model's output ids as they are;
+- a string label the model does not know is an error that names it.
+
+Every id must then be an output of the model (``0 .. num_labels - 1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def column_labels(dataset: Any, column: str) -> tuple[list[Any], list[str] | None]:
+    """``(values, class names)`` of a ``datasets.Dataset`` column: a ClassLabel's ids and
+    names; strings and None; integers and None."""
+    import datasets
+
+    feature = dataset.features[column]
+    values = list(dataset[column])
+    if isinstance(feature, datasets.ClassLabel):
+        return values, list(feature.names)
+    if None in values:
+        raise ValueError(f"label_column '{column}' is empty in row {values.index(None)}: fill or drop such rows")
+    if all(isinstance(v, str) for v in values):
+        return values, None
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return values, None
+    raise ValueError(f"label_column '{column}' holds {feature}: labels must be class names (strings), "
+                     "integer ids or a ClassLabel")
+
+
+def to_model_ids(values: Sequence[Any], names: list[str] | None, label2id: dict[str, int] | None,
+                 num_labels: int, where: str) -> tuple[list[int], str]:
+    """The model's output id of every label, and how they were matched (one line)."""
+    model = {str(k).lower(): int(v) for k, v in (label2id or {}).items()}
+    strings = names is None and any(isinstance(v, str) for v in values)
+    data_names = sorted(set(values)) if strings else names
+    if data_names is not None and model and all(n.lower() in model for n in data_names):
+        table = {n: model[n.lower()] for n in data_names}
+        ids = [table[v] for v in values] if strings else [table[names[v]] if 0 <= v < len(names) else v
+                                                          for v in values]
+        how = "by name through the model's config.label2id: " + ", ".join(f"{n}={i}" for n, i in table.items())
+    elif strings:
+        unknown = next(n for n in data_names if n.lower() not in model)
+        known = ", ".join(label2id or {}) or "none: it has no config.label2id"
+        raise ValueError(f"{where}: label '{unknown}' is not a class of the model (its classes: {known}): "
+                         "rename the labels to the model's, or use integer labels")
+    else:
+        ids = [int(v) for v in values]
+        how = ("the data set's integer labels as the model's output ids" if names is None else
+               f"the data set's ClassLabel ids as the model's output ids (its names {', '.join(names)} "
+               f"are not all among the model's: {', '.join(label2id or {}) or 'none'})")
+    bad = next((i for i in ids if not 0 <= i < num_labels), None)
+    if bad is not None:
+        raise ValueError(f"{where}: label id {bad} is not an output of the model (ids 0..{num_labels - 1}); "
+                         "a split labelled -1 has no labels (e.g. GLUE's test splits): evaluate another split")
+    return ids, how
