@@ -19,7 +19,7 @@ $(VENV)/.bench-deps: pyproject.toml Makefile
 	touch $@
 
 $(VENV)/.test-deps: $(VENV)/.bench-deps
-	$(PIP) install --quiet -e ".[torch,measure,lm,ray,report,mlflow,dev]"
+	$(PIP) install --quiet -e ".[torch,measure,lm,data,ray,report,mlflow,dev]"
 	touch $@
 
 bench: $(VENV)/.bench-deps

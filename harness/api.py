@@ -158,6 +158,9 @@ class Executor:
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    # True: the executor prepares models where its runs go (e.g. each node of a cluster),
+    # so the driver does not prepare them first.
+    prepares_models: ClassVar[bool] = False
 
     def __init__(self, jobs: int = 1):
         self.jobs = max(1, jobs)

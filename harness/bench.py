@@ -131,7 +131,7 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
             return []
         executor.warm_up(todo)  # e.g. the fork server's imports, while models are prepared
         helpers = helpers_of(executor)
-        if not getattr(executor, "prepares_models", False):  # else it does, on the nodes its runs go to
+        if not executor.prepares_models:  # else it does, on the nodes its runs go to
             prepare_models(todo, out, helpers)
         measure_idle_power(todo, out, helpers)
         if os.environ.get("HARNESS_ARTIFACTS", "on") != "off":  # compress once per (model, method)

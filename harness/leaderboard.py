@@ -25,7 +25,7 @@ METRIC_COLUMNS = [
     "size_mb", "params", "sparsity", "peak_mem_mb", "energy_j_per_1k", "dynamic_energy_j_per_1k",
     "cpu_energy_j_per_1k", "ram_energy_j_per_1k", "gpu_energy_j_per_1k", "co2_g_per_1k",
     "cost_usd_per_1m", "compress_s", "compile_s", "ttft_ms", "decode_tokens_per_s",
-    "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean",
+    "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean", "macro_f1", "cosine_mean", "max_abs_diff",
     "compress_energy_j", "sustained_throughput_sps",
 ]
 # After COLUMNS in the frame: the other figures, then bookkeeping.

@@ -72,7 +72,8 @@ def build_plan(suite: Suite, plugins: Any) -> list[RunSpec]:
                         run_id=run_id_of(identity), suite=config.name, suite_dir=str(suite.dir.resolve()),
                         model=model, task=task, method=name, steps=method.steps, measure=measure,
                         seed=config.seed, device=config.device, timeout_s=config.timeout_s, versions=versions,
-                        accuracy_gate=config.accuracy_gate, suite_models={m.name: m for m in suite.models}))
+                        accuracy_gate=config.accuracy_gate, suite_models={m.name: m for m in suite.models},
+                        gpus_per_run=config.gpus_per_run or 0.0))
     return runs
 
 

@@ -103,6 +103,7 @@ class RunSpec:
     concurrent: int = 1  # runs sharing this machine at once (set by the executor): RAM energy is split
     idle: dict[str, Any] | None = None  # the machine's idle power (IdlePower), measured by the driver
     artifacts_dir: str | None = None  # where compressed models are kept for reuse (None: compress every run)
+    gpus_per_run: float = 0.0  # GPUs a cluster executor reserves per run ([suite] gpus_per_run); not identity
 
     @property
     def label(self) -> str:
@@ -117,7 +118,7 @@ class RunSpec:
             "versions": self.versions, "accuracy_gate": self.accuracy_gate,
             "suite_models": {name: m.to_dict() for name, m in self.suite_models.items()},
             "threads": self.threads, "concurrent": self.concurrent, "idle": self.idle,
-            "artifacts_dir": self.artifacts_dir,
+            "artifacts_dir": self.artifacts_dir, "gpus_per_run": self.gpus_per_run,
         }
 
     @classmethod
@@ -133,5 +134,5 @@ class RunSpec:
             accuracy_gate=data.get("accuracy_gate", 0.99),
             suite_models={n: ModelSpec.from_dict(m, schema_of) for n, m in data.get("suite_models", {}).items()},
             threads=data.get("threads", 0), concurrent=data.get("concurrent", 1), idle=data.get("idle"),
-            artifacts_dir=data.get("artifacts_dir"),
+            artifacts_dir=data.get("artifacts_dir"), gpus_per_run=data.get("gpus_per_run", 0.0),
         )

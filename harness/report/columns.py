@@ -33,6 +33,9 @@ COLUMNS = [
     Column("top1_agreement", "top-1 agr", "Top-1 agreement (%)", "pct", 4, optional=True),
     Column("bits_per_byte", "bpb", "Bits per byte", "num", 20, optional=True),
     Column("kl_div_mean", "KL", "KL divergence", "num", 20, optional=True),
+    Column("macro_f1", "macro-F1", "Macro-F1 (%)", "pct", 12, optional=True),
+    Column("cosine_mean", "cosine", "Cosine similarity to the original (encoder outputs)", "num", 4, optional=True),
+    Column("max_abs_diff", "max |Δ|", "Max abs. difference to the original (encoder outputs)", "num", 20, optional=True),
     Column("accuracy_ratio", "acc ratio", "Acc. vs baseline", "ratio3", 12),
     Column("holds_accuracy", "holds", "Holds accuracy", "yesno", 11),
     Column("latency_ms_p50", "p50 ms", "Latency p50 (ms)", "num", 9, timed=True),
@@ -63,8 +66,8 @@ CAVEATS = {
     "busy": ("!", "timed while the machine was busy (load above its cores): compare with care"),
 }
 # Where a quality figure lives and which way is better: the y axis of a trade-off plot.
-QUALITY = [("accuracy", True), ("perplexity", False), ("top1_agreement", True), ("bits_per_byte", False),
-           ("kl_div_mean", False)]
+QUALITY = [("accuracy", True), ("perplexity", False), ("top1_agreement", True), ("cosine_mean", True),
+           ("bits_per_byte", False), ("kl_div_mean", False)]
 
 
 def blank(value: Any) -> bool:

@@ -68,9 +68,11 @@ def load_suite(path: Path, plugins: Any) -> Suite:
     tasks = check_tasks(checker, data.get("tasks", []), [m.name for m in models])
     methods = check_methods(checker, data.get("methods", []), max_runs)
     pairs = sum(any(fnmatch.fnmatch(m.name, p) for p in t.models) for m in models for t in tasks)
-    if pairs * (1 + len(methods)) > max_runs:
-        checker.problems.append(f"the plan has {pairs * (1 + len(methods))} runs ((model, task) pairs × "
-                                f"(baseline + {len(methods)} methods)), over the limit of {max_runs}; "
+    modes = len(measure.compile_modes) if measure is not None else 1
+    if pairs * (1 + len(methods)) * modes > max_runs:
+        each = f" × {modes} compile modes" if modes > 1 else ""
+        checker.problems.append(f"the plan has {pairs * (1 + len(methods)) * modes} runs ((model, task) pairs × "
+                                f"(baseline + {len(methods)} methods){each}), over the limit of {max_runs}; "
                                 "narrow it, or raise [suite] max_runs")
     if checker.problems or config is None or measure is None:
         raise SuiteError(path, list(dict.fromkeys(checker.problems)))  # sweeps repeat some

@@ -69,8 +69,7 @@ class Slot:
 
 def gpus_of(spec: RunSpec) -> float:
     """The GPUs each run reserves: the suite's ``gpus_per_run`` (1 on CUDA unless set)."""
-    value = getattr(spec, "gpus_per_run", None)  # a RunSpec field once the plan carries it
-    return float(value) if value is not None else (1.0 if spec.device.startswith("cuda") else 0.0)
+    return float(spec.gpus_per_run)
 
 
 def plan_slots(runs: list[RunSpec], jobs: int, resources: dict[str, float]) -> tuple[int, float, int]:
