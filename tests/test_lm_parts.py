@@ -17,7 +17,7 @@ from conftest import ROOT, cli, write_suite
 pytest.importorskip("transformers")
 
 
-@pytest.mark.parametrize("suite", ["lm-quickstart.toml", "llm.toml"])
+@pytest.mark.parametrize("suite", ["lm-quickstart.toml", "llm.toml", "bert-sst2.toml"])
 def test_lm_suites_validate_offline(suite: str) -> None:
     proc = cli("validate", str(ROOT / "suites" / suite))
     assert proc.returncode == 0, proc.stderr

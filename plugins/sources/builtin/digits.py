@@ -29,6 +29,7 @@ class Recipe:
     batch_size: int = 64
     seed: int = 0
     dataset: str = "digits"
+    depth: int = 1  # MLP: hidden → hidden layers
 
 
 # ref → recipe. "-wN" variants are narrower models, e.g. students for distillation.
@@ -38,6 +39,8 @@ MODELS = {
     "digits-mlp-w32": Recipe("mlp", 32),
     "digits-cnn": Recipe("cnn", 32),
     "digits-cnn-w8": Recipe("cnn", 8),
+    # GPU-sized (suites/gpu.toml): 64 → 4096 → 3 × (4096 → 4096) → 10, 50M parameters
+    "digits-mlp-4096": Recipe("mlp", 4096, epochs=3, depth=3),
 }
 
 
@@ -45,7 +48,9 @@ def build(recipe: Recipe) -> Any:
     """An untrained model of ``recipe``'s architecture."""
     from harness_plugins.sources.builtin import digits_models
 
-    return digits_models.DigitsMLP(recipe.width) if recipe.arch == "mlp" else digits_models.DigitsCNN(recipe.width)
+    if recipe.arch == "mlp":
+        return digits_models.DigitsMLP(recipe.width, recipe.depth)
+    return digits_models.DigitsCNN(recipe.width)
 
 
 def recipe_hash(recipe: Recipe) -> str:

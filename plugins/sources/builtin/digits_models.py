@@ -7,15 +7,12 @@ from torch import nn
 
 
 class DigitsMLP(nn.Module):
-    """64 → hidden → hidden → 10, ReLU. Linear-heavy: what int8 helps most."""
+    """64 → hidden → (hidden → hidden) × depth → 10, ReLU. Linear-heavy: what int8 helps most."""
 
-    def __init__(self, hidden: int = 256):
+    def __init__(self, hidden: int = 256, depth: int = 1):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(64, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, 10),
-        )
+        middle = [layer for _ in range(depth) for layer in (nn.Linear(hidden, hidden), nn.ReLU())]
+        self.net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), *middle, nn.Linear(hidden, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
