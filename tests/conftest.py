@@ -148,3 +148,18 @@ def zoo(tmp_path_factory: pytest.TempPathFactory):
     from zoo import Zoo
 
     return Zoo(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture(scope="session")
+def zoo_bench(zoo, tmp_path_factory: pytest.TempPathFactory):
+    """(root, the finished `harness bench`, {(model, task, method): row}) of one suite of every
+    model source × task kind (tests/zoo.py: zoo_suite), two runs at a time."""
+    import json
+
+    from zoo import zoo_suite
+
+    root = tmp_path_factory.mktemp("zoo-bench")
+    proc = cli("bench", str(zoo_suite(zoo, root)), "--results", str(root / "results"), "--jobs", "2")
+    lines = (root / "results" / "zoo" / "results.jsonl").read_text().splitlines()
+    rows = {(r["model"], r["task"], r["method"]): r for r in map(json.loads, lines)}
+    return root, proc, rows

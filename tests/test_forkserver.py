@@ -142,7 +142,7 @@ def test_crashes_exits_and_left_children_end_alike_warm_and_cold(tmp_path: Path,
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
     suite = digits_suite(tmp_path, "modes", suite="timeout_s = 120", methods=MISBEHAVING)
-    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"),
+    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), "--jobs", "2",
                env=PLUGIN_ENV | {"MISBEHAVE_PID_DIR": str(pid_dir), "HARNESS_WORKERS": mode.split(":")[0]})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "runs start cold" not in proc.stderr

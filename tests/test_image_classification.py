@@ -5,7 +5,6 @@ PIL compute directly on the same files — in process, and once end to end throu
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -346,49 +345,11 @@ def test_timm_models_weights_and_transforms(tmp_path: Path, monkeypatch: pytest.
 
 
 @pytest.mark.e2e
-def test_bench_on_a_vit_image_folder_matches_the_direct_accuracy(zoo, tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, f"""
-        [suite]
-        name = "images"
-        timeout_s = 300
-
-        [measure]
-        batch_sizes = [1]
-        warmup_s = 0
-        min_time_s = 0.05
-        max_time_s = 0.5
-        energy = false
-        sustained_s = 0
-
-        [[models]]
-        name = "vit"
-        source = "hf"
-        ref = "{zoo.path('vit')}"
-
-        [[tasks]]
-        name = "shapes"
-        kind = "image-classification"
-        data_dir = "{zoo.path('shapes')}"
-
-        [[methods]]
-        name = "int8"
-        use = "quant.int8-dynamic"
-
-        [[methods]]
-        name = "magnitude"
-        use = "prune.magnitude"
-        params = {{ amount = 0.3 }}
-
-        [[methods]]
-        name = "structured"
-        use = "prune.structured"
-        params = {{ amount = 0.3 }}
-    """)
-    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), "--jobs", "2")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = {r["method"]: r for r in map(json.loads, (tmp_path / "results" / "images" / "results.jsonl").read_text().splitlines())}
-    assert set(rows) == {"baseline", "int8", "magnitude", "structured"}
-    assert all(r["status"] == "ok" for r in rows.values()), {m: r.get("error") or r.get("reason") for m, r in rows.items()}
+def test_bench_on_a_vit_image_folder_matches_the_direct_accuracy(zoo, zoo_bench) -> None:
+    _, proc, all_rows = zoo_bench
+    rows = {method: row for (model, _, method), row in all_rows.items() if model == "vit"}
+    assert set(rows) == {"baseline", "int8", "magnitude", "structured", "2-4"}, proc.stderr[-3000:]
+    assert all(r["status"] == "ok" for r in rows.values()), {m: r.get("error") for m, r in rows.items()}
     expected = direct(zoo)
     base = rows["baseline"]["metrics"]
     assert base["accuracy"] == sum(y == p for y, p in expected.values()) / len(expected)

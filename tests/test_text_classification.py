@@ -4,7 +4,6 @@ end to end through ``harness bench`` with a tiny BERT sequence classifier from `
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -246,48 +245,10 @@ def test_a_hub_data_set_offline_is_one_clear_error(tmp_path: Path, monkeypatch: 
 
 
 @pytest.mark.e2e
-def test_bench_on_a_bert_classifier_matches_the_direct_accuracy(zoo, tmp_path: Path) -> None:
-    data = zoo.path("sentiment")
-    suite = write_suite(tmp_path, f"""
-        [suite]
-        name = "text"
-        timeout_s = 300
-
-        [measure]
-        batch_sizes = [1]
-        warmup_s = 0
-        min_time_s = 0.05
-        max_time_s = 0.5
-        energy = false
-        sustained_s = 0
-
-        [[models]]
-        name = "bert"
-        source = "hf"
-        ref = "{zoo.path('bert-sst')}"
-
-        [[tasks]]
-        name = "sentiment"
-        kind = "text-classification"
-        data_files = {{ train = "{data / 'train.csv'}", test = "{data / 'test.csv'}" }}
-
-        [[methods]]
-        name = "int8"
-        use = "quant.int8-dynamic"
-
-        [[methods]]
-        name = "magnitude"
-        use = "prune.magnitude"
-        params = {{ amount = 0.3 }}
-
-        [[methods]]
-        name = "2-4"
-        use = "sparse.2-4"
-    """)
-    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), "--jobs", "2")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = {r["method"]: r for r in map(json.loads, (tmp_path / "results" / "text" / "results.jsonl").read_text().splitlines())}
-    assert set(rows) == {"baseline", "int8", "magnitude", "2-4"}
+def test_bench_on_a_bert_classifier_matches_the_direct_accuracy(zoo, zoo_bench) -> None:
+    _, proc, all_rows = zoo_bench
+    rows = {method: row for (model, _, method), row in all_rows.items() if model == "bert-sst"}
+    assert set(rows) == {"baseline", "int8", "magnitude", "structured", "2-4"}, proc.stderr[-3000:]
     assert all(r["status"] == "ok" for r in rows.values()), {m: r.get("error") for m, r in rows.items()}
     labels, predictions = direct(zoo)
     base = rows["baseline"]["metrics"]
@@ -295,5 +256,6 @@ def test_bench_on_a_bert_classifier_matches_the_direct_accuracy(zoo, tmp_path: P
     assert base["eval_samples"] == 96 and 0 < base["macro_f1"] <= 1
     assert rows["int8"]["metrics"]["size_mb"] < base["size_mb"]
     assert rows["magnitude"]["metrics"]["sparsity"] > 0.1 and rows["2-4"]["metrics"]["sparsity"] > 0.1
+    assert rows["structured"]["metrics"]["params"] < base["params"]
     for row in rows.values():
         assert abs(row["metrics"]["accuracy"] - base["accuracy"]) < 0.3

@@ -3,16 +3,14 @@ model that just loads: readers and checks in-process, one ``harness bench`` end 
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 import json
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from zoo import read_csv_split
 
 from harness.api import Skip
 from harness.params import build, decode, to_dict
@@ -186,104 +184,26 @@ def test_old_suites_keep_their_run_ids() -> None:
     assert decode(FileOptions, to_dict(options)) == options
 
 
-MYNET = """
-    import torch
-
-
-    class MLP(torch.nn.Module):
-        def __init__(self, features: int, classes: int):
-            super().__init__()
-            self.layers = torch.nn.Sequential(torch.nn.Linear(features, 32), torch.nn.ReLU(),
-                                              torch.nn.Linear(32, 32), torch.nn.ReLU(), torch.nn.Linear(32, classes))
-
-        def forward(self, x):
-            return self.layers(x)
-"""
-
-
-def read_csv_split(path: Path, split: str) -> tuple[Any, Any]:
-    """Features and sorted-name class ids of one split, read with the csv module."""
-    import torch
-
-    rows = list(csv.DictReader(open(path, newline="")))
-    names = sorted({r["label"] for r in rows})
-    chosen = [r for r in rows if r["split"] == split]
-    x = torch.tensor([[float(r[f"f{i}"]) for i in range(8)] for r in chosen], dtype=torch.float32)
-    return x, torch.tensor([names.index(r["label"]) for r in chosen])
-
-
-def train_user_model(project: Path, data: Path) -> Any:
-    """The user's MLP (class in src/mynet.py), trained briefly and saved with torch.save."""
-    import torch
-
-    (project / "src").mkdir()
-    (project / "src" / "mynet.py").write_text(textwrap.dedent(MYNET))
-    spec = importlib.util.spec_from_file_location("mynet", project / "src" / "mynet.py")
-    mynet = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mynet)
-    torch.manual_seed(0)
-    model = mynet.MLP(8, 3)
-    x, y = read_csv_split(data, "train")
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(150):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    sys.modules["mynet"] = mynet  # pickling finds the class by its module; the runs import it from src/
-    try:
-        torch.save(model.eval(), project / "mlp.pt")
-    finally:
-        del sys.modules["mynet"]
-    return model
-
-
 @pytest.mark.e2e
-def test_bench_a_pickled_user_model_on_a_csv_matches_the_direct_accuracy(zoo, tmp_path: Path) -> None:
+def test_bench_a_pickled_user_model_on_a_csv_matches_the_direct_accuracy(zoo, zoo_bench) -> None:
     import torch
 
-    (tmp_path / "data").mkdir()
-    data = tmp_path / "data" / "blobs.csv"
-    data.write_bytes((zoo.path("blobs") / "blobs.csv").read_bytes())  # f0..f7, label class0..2, split
-    model = train_user_model(tmp_path, data)
-    suite = write_suite(tmp_path, """
-        [suite]
-        name = "mine"
-        timeout_s = 300
-        [measure]
-        batch_sizes = [1]
-        warmup_s = 0
-        min_time_s = 0.05
-        max_time_s = 0.5
-        energy = false
-        sustained_s = 0
-        [[models]]
-        name = "mlp"
-        source = "file"
-        ref = "mlp.pt"
-        options = { unsafe_pickle = true, python_path = ["src"] }
-        [[tasks]]
-        name = "blobs"
-        kind = "classification"
-        path = "data/blobs.csv"
-        split_column = "split"
-        [[methods]]
-        use = "quant.int8-dynamic"
-        [[methods]]
-        use = "prune.magnitude"
-        [[methods]]
-        use = "prune.structured"
-    """)
-    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = (tmp_path / "results" / "mine" / "results.jsonl").read_text().splitlines()
-    rows = {r["method"]: r for r in map(json.loads, lines)}
-    assert set(rows) == {"baseline", "quant.int8-dynamic", "prune.magnitude", "prune.structured"}
+    _, proc, all_rows = zoo_bench
+    rows = {method: row for (model, _, method), row in all_rows.items() if model == "mlp"}
+    assert set(rows) == {"baseline", "int8", "magnitude", "structured", "2-4"}, proc.stderr[-3000:]
     assert all(r["status"] == "ok" for r in rows.values()), {m: r.get("error") for m, r in rows.items()}
-    x, y = read_csv_split(data, "test")
+    user = zoo.path("user")
+    sys.path.insert(0, str(user / "src"))  # the user's class, as the run found it through python_path
+    try:
+        model = torch.load(user / "mlp.pt", weights_only=False)
+    finally:
+        sys.path.remove(str(user / "src"))
+        sys.modules.pop("mynet", None)
+    x, y = read_csv_split(user / "data" / "blobs.csv", "test")
     with torch.inference_mode():
         direct = int((model(x).argmax(dim=1) == y).sum()) / len(y)
     base = rows["baseline"]["metrics"]
     assert base["accuracy"] == direct > 0.6
     assert (base["eval_samples"], base["train_samples"], base["classes"], base["features"]) == (100, 300, 3, 8)
-    assert rows["quant.int8-dynamic"]["metrics"]["size_mb"] < base["size_mb"]
-    assert rows["prune.structured"]["metrics"]["params"] < base["params"]
+    assert rows["int8"]["metrics"]["size_mb"] < base["size_mb"]
+    assert rows["structured"]["metrics"]["params"] < base["params"]

@@ -15,12 +15,19 @@ deterministic, and is small enough to build in seconds. Use it through the sessi
   flipped), ``shapes``
   (an ImageFolder tree ``train/<class>/*.png``, ``test/<class>/*.png`` of 16×16 images,
   classes ``horizontal``/``vertical``), ``blobs`` (a numeric CSV: ``f0..f7``, ``label``).
+- A user project (``user``): ``src/mynet.py`` defining an MLP, trained on ``blobs`` and
+  pickled whole with ``torch.save`` as ``mlp.pt`` (the ``file`` source's case).
+- :func:`zoo_suite`: one suite of every model source × task kind above, with int8,
+  magnitude pruning, structured pruning and 2:4 sparsity (the shared ``zoo_bench``).
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import random
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -228,10 +235,156 @@ def make_vit(path: Path) -> None:
     processor.save_pretrained(path)
 
 
+MYNET = """
+    import torch
+
+
+    class MLP(torch.nn.Module):
+        def __init__(self, features: int, classes: int):
+            super().__init__()
+            self.layers = torch.nn.Sequential(torch.nn.Linear(features, 32), torch.nn.ReLU(),
+                                              torch.nn.Linear(32, 32), torch.nn.ReLU(), torch.nn.Linear(32, classes))
+
+        def forward(self, x):
+            return self.layers(x)
+"""
+
+
+def read_csv_split(path: Path, split: str) -> tuple[Any, Any]:
+    """Features and sorted-name class ids of one split of ``blobs``, read with the csv module."""
+    import torch
+
+    rows = list(csv.DictReader(open(path, newline="")))
+    names = sorted({r["label"] for r in rows})
+    chosen = [r for r in rows if r["split"] == split]
+    x = torch.tensor([[float(r[f"f{i}"]) for i in range(8)] for r in chosen], dtype=torch.float32)
+    return x, torch.tensor([names.index(r["label"]) for r in chosen])
+
+
+def user_module(project: Path) -> Any:
+    """The user's ``src/mynet.py``, imported under its own name."""
+    spec = importlib.util.spec_from_file_location("mynet", project / "src" / "mynet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_user_model(project: Path, data: Path) -> Any:
+    """The user's MLP (class in src/mynet.py), trained briefly on ``data`` and saved with torch.save."""
+    import torch
+
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "mynet.py").write_text(textwrap.dedent(MYNET))
+    mynet = user_module(project)
+    torch.manual_seed(0)
+    model = mynet.MLP(8, 3)
+    x, y = read_csv_split(data, "train")
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    sys.modules["mynet"] = mynet  # pickling finds the class by its module; the runs import it from src/
+    try:
+        torch.save(model.eval(), project / "mlp.pt")
+    finally:
+        del sys.modules["mynet"]
+    return model
+
+
+def make_user(path: Path) -> None:
+    make_blobs(path / "data")
+    train_user_model(path, path / "data" / "blobs.csv")
+
+
+def zoo_suite(zoo: Zoo, root: Path) -> Path:
+    """Every model source × task kind of the zoo in one suite file (``root/zoo.toml``)."""
+    text = root / "text.txt"
+    text.write_text("\n".join(t for t, _ in sentences(12, 5)) + "\n")
+    data, user = zoo.path("sentiment"), zoo.path("user")
+    models = {"gpt2": "hf", "llama": "hf", "bert": "hf", "bert-sst": "hf", "vit": "hf"}
+    body = [f'[[models]]\nname = "{n}"\nsource = "{s}"\nref = "{zoo.path(n)}"\n' for n, s in models.items()]
+    body.append(f'[[models]]\nname = "mlp"\nsource = "file"\nref = "{user / "mlp.pt"}"\n'
+                f'options = {{ unsafe_pickle = true, python_path = ["{user / "src"}"] }}\n')
+    suite = root / "zoo.toml"
+    suite.write_text("\n".join([ZOO_HEAD, *body, ZOO_TASKS.format(
+        text=text, train=data / "train.csv", test=data / "test.csv", shapes=zoo.path("shapes"),
+        blobs=user / "data" / "blobs.csv"), ZOO_METHODS]))
+    return suite
+
+
+ZOO_HEAD = """[suite]
+name = "zoo"
+timeout_s = 300
+
+[measure]
+batch_sizes = [1]
+warmup_s = 0
+min_time_s = 0.05
+max_time_s = 0.5
+energy = false
+sustained_s = 0
+"""
+ZOO_TASKS = """[[tasks]]
+name = "ppl"
+kind = "perplexity"
+models = ["gpt2", "llama"]
+text = "{text}"
+seq_len = 16
+gen_prompt_tokens = 8
+gen_new_tokens = 4
+gen_repeats = 1
+
+[[tasks]]
+name = "fid"
+kind = "fidelity"
+models = ["gpt2", "llama", "bert"]
+text = "{text}"
+seq_len = 16
+gen_batch_sizes = []
+
+[[tasks]]
+name = "sentiment"
+kind = "text-classification"
+models = ["bert-sst"]
+data_files = {{ train = "{train}", test = "{test}" }}
+
+[[tasks]]
+name = "shapes"
+kind = "image-classification"
+models = ["vit"]
+data_dir = "{shapes}"
+
+[[tasks]]
+name = "blobs"
+kind = "classification"
+models = ["mlp"]
+path = "{blobs}"
+split_column = "split"
+"""
+ZOO_METHODS = """[[methods]]
+name = "int8"
+use = "quant.int8-dynamic"
+
+[[methods]]
+name = "magnitude"
+use = "prune.magnitude"
+params = { amount = 0.3 }
+
+[[methods]]
+name = "structured"
+use = "prune.structured"
+params = { amount = 0.3 }
+
+[[methods]]
+name = "2-4"
+use = "sparse.2-4"
+"""
+
 MAKERS: dict[str, Callable[[Path], None]] = {
     "sentiment": make_sentiment, "shapes": make_shapes, "blobs": make_blobs, "gpt2": make_gpt2,
     "llama": make_llama, "bert": make_bert, "bert-mlm": make_bert_mlm, "bert-sst": make_bert_sst,
-    "vit": make_vit,
+    "vit": make_vit, "user": make_user,
 }
 
 
