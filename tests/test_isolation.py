@@ -77,14 +77,3 @@ def test_misbehaving_methods_become_rows_and_the_suite_goes_on(tmp_path: Path) -
     assert "failed" in board.stdout and "skipped" in board.stdout
 
 
-def test_a_hanging_run_is_killed_at_the_timeout(tmp_path: Path) -> None:
-    suite = digits_suite(tmp_path, "hang", suite="timeout_s = 3", methods="""
-        [[methods]]
-        use = "test.hang"
-    """)
-    proc = run_cli("bench", str(suite), "--results", str(tmp_path / "results"), "--only", "test.hang", env=PLUGIN_ENV)
-    assert proc.returncode == 1
-    row = json.loads((tmp_path / "results/hang/results.jsonl").read_text())
-    assert row["status"] == "timeout"
-    assert "timeout_s = 3" in row["error"] and "hanging now" in row["error"]
-    assert 3 <= row["duration_s"] < 20
