@@ -152,3 +152,20 @@ def _column_problems(found: dict[str, tuple[str, list[str] | None]], columns: di
                 problems.append(f"{key}: column '{column}' is not in {where} (its columns: {', '.join(names)}): "
                                 f"set {key} to one of them")
     return problems
+
+
+def eval_and_train(found: dict[str, Any], columns: dict[str, str], split: str, train_split: str | None,
+                   max_samples: int | None, what: str = "rows") -> tuple[Any, Any]:
+    """The evaluation split (its first ``max_samples`` rows) and the training split (or
+    None) of ``found``, after checking that every split has ``columns`` (key → column)."""
+    for name, data in found.items():
+        missing = [f"{key} '{col}'" for key, col in columns.items() if col not in data.column_names]
+        if missing:
+            raise ValueError(f"split '{name}' has no column {', '.join(missing)} (its columns: "
+                             f"{', '.join(data.column_names)}): set the key to one of them")
+    evaluated = found[split]
+    if len(evaluated) == 0:
+        raise ValueError(f"split '{split}' has no {what}")
+    if max_samples is not None:
+        evaluated = evaluated.select(range(min(max_samples, len(evaluated))))
+    return evaluated, (found.get(train_split) if train_split else None)

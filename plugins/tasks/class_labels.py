@@ -63,3 +63,41 @@ def to_model_ids(values: Sequence[Any], names: list[str] | None, label2id: dict[
         raise ValueError(f"{where}: label id {bad} is not an output of the model (ids 0..{num_labels - 1}); "
                          "a split labelled -1 has no labels (e.g. GLUE's test splits): evaluate another split")
     return ids, how
+
+
+def macro_f1(labels: Sequence[int], predictions: Sequence[int]) -> float:
+    """Unweighted mean of per-class F1 over the classes in the labels or predictions
+    (scikit-learn's ``f1_score(average="macro")``)."""
+    scores = []
+    for c in sorted(set(labels) | set(predictions)):
+        tp = sum(1 for y, p in zip(labels, predictions) if y == c and p == c)
+        fp = sum(1 for y, p in zip(labels, predictions) if y != c and p == c)
+        fn = sum(1 for y, p in zip(labels, predictions) if y == c and p != c)
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores)
+
+
+def scores(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
+    """Top-1 accuracy with its (binomial) standard error, macro-F1 and the sample count."""
+    import math
+
+    n = len(labels)
+    p = sum(1 for y, q in zip(labels, predictions) if y == q) / n
+    return {"accuracy": p, "accuracy_stderr": math.sqrt(p * (1 - p) / n),
+            "macro_f1": macro_f1(labels, predictions), "eval_samples": n}
+
+
+def trial_outputs(model: Any, x: Any, device: str, fix: str) -> Any:
+    """The model's output (``.logits`` where it has them) on the first two samples of
+    ``x``: inputs the model cannot take fail here, naming the data's shape and ``fix``,
+    rather than inside a method."""
+    import torch
+
+    shape = "[N, " + ", ".join(map(str, x.shape[1:])) + "]"
+    try:
+        with torch.inference_mode():
+            out = model(x[:2].to(device))
+    except RuntimeError as exc:
+        raise ValueError(f"the model does not take this data's inputs, float32 {shape} "
+                         f"({str(exc).splitlines()[0]}): {fix}") from None
+    return getattr(out, "logits", out)

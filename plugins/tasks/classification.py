@@ -125,17 +125,11 @@ class ClassificationData(PreparedTask):
     def before_compression(self, model: Any) -> None:
         """One forward pass on two samples: inputs the model cannot take, or fewer outputs
         than classes, fail here with the data's shape rather than inside a method."""
-        import torch
+        from harness_plugins.tasks.class_labels import trial_outputs
 
-        shape = "[N, " + ", ".join(map(str, self.x.shape[1:])) + "]"
-        try:
-            with torch.inference_mode():
-                out = model(self.x[:2].to(self.device))
-        except RuntimeError as exc:
-            raise ValueError(f"the model does not take this data's inputs, float32 {shape} "
-                             f"({str(exc).splitlines()[0]}): the features must be those the model was trained "
-                             "on (see feature_columns, or the arrays' shape)") from None
-        outputs = getattr(getattr(out, "logits", out), "shape", None)
+        out = trial_outputs(model, self.x, self.device, "the features must be those the model was trained on "
+                            "(see feature_columns, or the arrays' shape)")
+        outputs = getattr(out, "shape", None)
         if outputs is not None and outputs[-1] < self.classes:
             raise ValueError(f"the model has {outputs[-1]} outputs but the data has {self.classes} classes "
                              f"({self.info.get('label_mapping', self.config.dataset)})")

@@ -11,7 +11,6 @@ kept in memory; training images are preprocessed per batch. See ``docs/vision.md
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +18,7 @@ from typing import Any, Literal
 from harness import hookimpl
 from harness.api import PreparedTask, Skip, TaskKind
 from harness_plugins.sources.vision import CLASS_NAMES_ATTR  # class names in output order
-from harness_plugins.tasks.text_classification import macro_f1
+from harness_plugins.tasks.class_labels import scores, trial_outputs
 
 
 def _size_ok(value: int | tuple[int, ...] | None) -> bool:
@@ -88,25 +87,16 @@ def by_class_ids(values: list[Any], names: list[str] | None, class_ids: dict[str
 
 class ImageClassificationData(PreparedTask):
     def __init__(self, config: ImageClassificationConfig, ctx: Any):
+        from harness_plugins.data.hf_data import eval_and_train
         from harness_plugins.data.images import load_image_splits
 
         self.config, self.device = config, ctx.device
         train = config.training()
         wanted = [config.split] + ([train] if train and train != config.split else [])
         found = load_image_splits(config, ctx.suite_dir, wanted)
-        for split, data in found.items():
-            missing = [f"{key} '{col}'" for key, col in (("image_column", config.image_column),
-                                                         ("label_column", config.label_column))
-                       if col not in data.column_names]
-            if missing:
-                raise ValueError(f"split '{split}' has no column {', '.join(missing)} (its columns: "
-                                 f"{', '.join(data.column_names)}): set the key to one of them")
-        self.eval_data = found[config.split]
-        if len(self.eval_data) == 0:
-            raise ValueError(f"split '{config.split}' has no images")
-        if config.max_samples is not None:
-            self.eval_data = self.eval_data.select(range(min(config.max_samples, len(self.eval_data))))
-        self.train_data = found.get(train) if train else None
+        columns = {"image_column": config.image_column, "label_column": config.label_column}
+        self.eval_data, self.train_data = eval_and_train(found, columns, config.split, train,
+                                                         config.max_samples, what="images")
         self.pixels: Any = None  # list of PIL images -> [N, 3, H, W]
         self.x: Any = None  # the evaluation split's pixels
         self.y: list[int] = []
@@ -139,20 +129,11 @@ class ImageClassificationData(PreparedTask):
     def before_compression(self, model: Any) -> None:
         """Preprocess the evaluation split once with the original model's preprocessing,
         check the model takes it, and match the labels to its outputs."""
-        import torch
-
         from harness_plugins.data.images import pixel_function
 
         self.pixels, how = pixel_function(model, self.config)
         self.x = self.preprocess_all(self.eval_data, self.config.split)
-        shape = "[N, " + ", ".join(map(str, self.x.shape[1:])) + "]"
-        try:
-            with torch.inference_mode():
-                out = model(self.x[:2].to(self.device))
-        except RuntimeError as exc:
-            raise ValueError(f"the model does not take this data's inputs, float32 {shape} "
-                             f"({str(exc).splitlines()[0]}): check the preprocessing keys") from None
-        self.num_labels = int(getattr(out, "logits", out).shape[-1])
+        self.num_labels = int(trial_outputs(model, self.x, self.device, "check the preprocessing keys").shape[-1])
         config = getattr(model, "config", None)
         names = getattr(model, CLASS_NAMES_ATTR, None)
         self.label2id = getattr(config, "label2id", None) or ({n: i for i, n in enumerate(names)} if names else None)
@@ -177,10 +158,7 @@ class ImageClassificationData(PreparedTask):
             for i in range(0, len(self.x), self.config.batch_size):
                 out = model(self.x[i:i + self.config.batch_size].to(self.device))
                 predictions += getattr(out, "logits", out).argmax(dim=-1).tolist()
-        n = len(self.y)
-        p = sum(1 for y, q in zip(self.y, predictions) if y == q) / n
-        return {"accuracy": p, "accuracy_stderr": math.sqrt(p * (1 - p) / n),
-                "macro_f1": macro_f1(self.y, predictions), "eval_samples": n, **self.info}
+        return {**scores(self.y, predictions), **self.info}
 
     def example_input(self, batch_size: int) -> Any:
         """The first ``batch_size`` preprocessed evaluation images (repeated to fill it)."""

@@ -10,7 +10,6 @@ name (:mod:`harness_plugins.tasks.class_labels`). The model must carry its token
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from harness import hookimpl
 from harness.api import PreparedTask, Skip, TaskKind
+from harness_plugins.tasks.class_labels import scores
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,6 @@ class TextClassificationConfig:
         return keys | ({"text_pair_column": self.text_pair_column} if self.text_pair_column else {})
 
 
-def macro_f1(labels: list[int], predictions: list[int]) -> float:
-    """Unweighted mean of per-class F1 over the classes in the labels or predictions
-    (scikit-learn's ``f1_score(average="macro")``)."""
-    scores = []
-    for c in sorted(set(labels) | set(predictions)):
-        tp = sum(1 for y, p in zip(labels, predictions) if y == c and p == c)
-        fp = sum(1 for y, p in zip(labels, predictions) if y != c and p == c)
-        fn = sum(1 for y, p in zip(labels, predictions) if y == c and p != c)
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return sum(scores) / len(scores)
-
-
 def length_groups(lengths: list[int], batch_size: int) -> list[list[int]]:
     """Row indices in batches of equal token length (first-seen order), so that inputs
     need no padding and ``model(input_ids)`` sees exactly the tokens of its rows."""
@@ -78,22 +66,13 @@ def length_groups(lengths: list[int], batch_size: int) -> list[list[int]]:
 
 class TextClassificationData(PreparedTask):
     def __init__(self, config: TextClassificationConfig, ctx: Any):
-        from harness_plugins.data.hf_data import load_splits
+        from harness_plugins.data.hf_data import eval_and_train, load_splits
 
         self.config, self.device = config, ctx.device
         wanted = [config.split] + ([config.train_split] if config.train_split else [])
         found = load_splits(config, ctx.suite_dir, wanted)
-        for split, data in found.items():
-            missing = [f"{key} '{col}'" for key, col in config.columns().items() if col not in data.column_names]
-            if missing:
-                raise ValueError(f"split '{split}' has no column {', '.join(missing)} (its columns: "
-                                 f"{', '.join(data.column_names)}): set the key to one of them")
-        self.eval_data = found[config.split]
-        if len(self.eval_data) == 0:
-            raise ValueError(f"split '{config.split}' has no rows")
-        if config.max_samples is not None:
-            self.eval_data = self.eval_data.select(range(min(config.max_samples, len(self.eval_data))))
-        self.train_data = found.get(config.train_split) if config.train_split else None
+        self.eval_data, self.train_data = eval_and_train(found, config.columns(), config.split,
+                                                         config.train_split, config.max_samples)
         self.tokenizer: Any = None
         self.label2id: dict[str, int] | None = None
         self.num_labels = 0
@@ -139,10 +118,7 @@ class TextClassificationData(PreparedTask):
             for encoded in self.batches:
                 logits = model(**{k: v.to(self.device) for k, v in encoded.items()}).logits
                 predictions += logits.argmax(dim=-1).tolist()
-        labels, n = self.eval_labels, len(self.eval_labels)
-        p = sum(1 for y, q in zip(labels, predictions) if y == q) / n
-        return {"accuracy": p, "accuracy_stderr": math.sqrt(p * (1 - p) / n), "macro_f1": macro_f1(labels, predictions),
-                "eval_samples": n, "label_mapping": self.label_mapping}
+        return {**scores(self.eval_labels, predictions), "label_mapping": self.label_mapping}
 
     def example_input(self, batch_size: int) -> Any:
         """``input_ids`` of the evaluation rows of the most common token length, in split
