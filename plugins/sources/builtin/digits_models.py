@@ -11,8 +11,10 @@ class DigitsMLP(nn.Module):
 
     def __init__(self, hidden: int = 256, depth: int = 1):
         super().__init__()
-        middle = [layer for _ in range(depth) for layer in (nn.Linear(hidden, hidden), nn.ReLU())]
-        self.net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), *middle, nn.Linear(hidden, 10))
+        layers = [nn.Linear(64, hidden), nn.ReLU()]  # built in this order: the seed's draws follow it
+        for _ in range(depth):
+            layers += [nn.Linear(hidden, hidden), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
