@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST_MEASURE, ROOT, run_cli, write_suite
+from conftest import FAST_MEASURE, ROOT, cli, write_suite
 
 pytestmark = pytest.mark.e2e  # runs `harness bench`
 
@@ -73,13 +73,13 @@ def bench(lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         name = "int8"
         use = "quant.int8-dynamic"
     """)
-    proc = run_cli("bench", str(suite), "--results", str(work / "results"), "--jobs", "2")
+    proc = cli("bench", str(suite), "--results", str(work / "results"), "--jobs", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = (work / "results" / "lm-test" / "results.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
     for row in rows:
         assert row["status"] == "ok", row.get("error")
-    board = run_cli("leaderboard", str(work / "results" / "lm-test"), "--csv", str(work / "board.csv"))
+    board = cli("leaderboard", str(work / "results" / "lm-test"), "--csv", str(work / "board.csv"))
     assert board.returncode == 0, board.stderr
     return rows
 
