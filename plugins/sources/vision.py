@@ -161,6 +161,7 @@ class TorchvisionSource(ModelSource):
     name = "torchvision"
     description = "a torchvision model by name (resnet50, …) with its weights' transforms (extra: vision)"
     Options = TorchvisionOptions
+    preload = ("torchvision",)
 
     def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:
         problem = import_problem("torchvision", ("torchvision",))
@@ -245,6 +246,7 @@ class TimmSource(ModelSource):
     name = "timm"
     description = "a timm model by name (resnet50.a1_in1k, …) with its data config's transforms (extra: vision)"
     Options = TimmOptions
+    preload = ("timm",)
 
     def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:
         problem = import_problem("timm", ("torchvision", "timm"))
