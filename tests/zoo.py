@@ -18,7 +18,7 @@ deterministic, and is small enough to build in seconds. Use it through the sessi
 - A user project (``user``): ``src/mynet.py`` defining an MLP, trained on ``blobs`` and
   pickled whole with ``torch.save`` as ``mlp.pt`` (the ``file`` source's case).
 - :func:`zoo_suite`: one suite of every model source × task kind above, with int8,
-  magnitude pruning, structured pruning and 2:4 sparsity (the shared ``zoo_bench``).
+  magnitude pruning and structured pruning (the shared ``zoo_bench``).
 """
 
 from __future__ import annotations
@@ -375,10 +375,6 @@ params = { amount = 0.3 }
 name = "structured"
 use = "prune.structured"
 params = { amount = 0.3 }
-
-[[methods]]
-name = "2-4"
-use = "sparse.2-4"
 """
 
 MAKERS: dict[str, Callable[[Path], None]] = {
