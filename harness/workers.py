@@ -53,7 +53,7 @@ class Workers:
         self.servers = SuiteServer()
 
     def start(self, runs: list[RunSpec]) -> None:
-        """Start the fork server for ``runs`` (its imports overlap what the driver does next)."""
+        """Start the fork server for ``runs`` (its imports overlap the driver's own work until the first child is forked from it)."""
         self.servers.start(runs)
 
     def run(self, spec: RunSpec, log_path: Path, stop: threading.Event | None = None,

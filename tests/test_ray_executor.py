@@ -53,5 +53,7 @@ def test_each_slot_reserves_the_runs_gpus_and_no_more_slots_than_the_cluster_hol
     assert plan_slots(halves, 4, {"CPU": 8, "GPU": 2}) == (2, 0.5, 4)  # a fraction shares a GPU
     cpu = [SimpleNamespace(device="cpu", gpus_per_run=0.0)] * 3
     assert plan_slots(cpu, 2, {"CPU": 2}) == (1, 0.0, 2)
+    many = [SimpleNamespace(device="cpu", gpus_per_run=0.0)] * 8
+    assert plan_slots(many, 8, {"CPU": 4}) == (1, 0.0, 4)  # actors keep their CPUs: no more slots than CPUs
     with pytest.raises(RuntimeError, match="has 0 GPUs; each run needs 1"):
         plan_slots(cuda, 2, {"CPU": 2})

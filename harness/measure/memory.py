@@ -59,16 +59,36 @@ def mark_start() -> None:
     _start_anon = status["RssAnon"] if status else None
 
 
+def library_pages() -> int | None:
+    """Resident file-backed bytes of shared-library mappings (``*.so*``: code and its
+    read-only data; their copied-on-write pages are anonymous and count as RssAnon), from
+    ``/proc/self/smaps``; None without it. Other file mappings — model weights that
+    safetensors or ``torch.load(mmap=True)`` map — are not libraries and stay counted."""
+    total, library = 0, False
+    try:
+        with open("/proc/self/smaps") as fh:
+            for line in fh:
+                head = line.split(maxsplit=6)
+                if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:  # a mapping's header line
+                    library = len(head) == 6 and ".so" in head[5].rsplit("/", 1)[-1]
+                elif library and head and head[0] in ("Rss:", "Anonymous:"):  # file pages: Rss - Anonymous
+                    total += int(head[1]) * 1024 * (1 if head[0] == "Rss:" else -1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
 def peak_rss_figure(reset: bool) -> tuple[float, str]:
     """(peak RSS in MB above the run's start, how it was measured); ``reset``: whether
     :func:`reset_peak_rss` succeeded before the window."""
     peak = peak_rss_bytes()
     window = "over timing" if reset else "of the whole process (peak could not be reset)"
-    files = _status("RssFile", "RssShmem")
-    if _start_anon is None or files is None:
+    shmem, code = _status("RssShmem"), library_pages()
+    if _start_anon is None or shmem is None or code is None:
         return peak / 1e6, f"VmHWM of this process {window} (no run start marked: the whole process's RSS)"
-    added = peak - files["RssFile"] - files["RssShmem"] - _start_anon
+    added = peak - code - shmem["RssShmem"] - _start_anon
     return (max(0, added) / 1e6,
-            f"VmHWM of this process {window} less its file-backed pages (RssFile + RssShmem at the end: "
-            f"library code, mapped files) and its anonymous memory at the run's start ({_start_anon / 1e6:.1f} MB "
-            "RssAnon: torch, the plugins and their preload modules loaded): what the run added, alike in warm and cold workers")
+            f"VmHWM of this process {window} less its shared-library pages ({code / 1e6:.1f} MB of *.so mappings "
+            f"at the end) and shared memory, and less its anonymous memory at the run's start ({_start_anon / 1e6:.1f} MB "
+            "RssAnon: torch, the plugins and their preload modules loaded): what the run added — its data, model "
+            "(memory-mapped weights included) and buffers — alike in warm and cold workers")

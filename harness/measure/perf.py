@@ -161,6 +161,10 @@ def clock_figures(latency: dict[str, dict[str, Any]], absent: str) -> Figures:
     if absent:
         f.absent("timing_clocks_moved", absent)
         return f
+    unread = [b for b, s in latency.items() if None in s["clocks"]["sm_clock_mhz"] and not s["clocks"]["moved"]]
+    if unread:  # an unread clock is not a steady one
+        f.absent("timing_clocks_moved", f"NVML could not read the SM clock around the timing of batch {', '.join(unread)}")
+        return f
     moved = [b for b, s in latency.items() if s["clocks"]["moved"]]
     edges = "; ".join(f"batch {b}: {s['clocks']['sm_clock_mhz'][0]}→{s['clocks']['sm_clock_mhz'][1]} MHz"
                       for b, s in latency.items())

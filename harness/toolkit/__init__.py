@@ -8,6 +8,9 @@ Everything here is stable API; nothing imports torch until it is called.
 - Model facts: :func:`count_params`, :func:`zero_fraction`, :func:`weight_sparsity`.
 - Memory: :func:`reset_peak_rss`, :func:`peak_rss_bytes`.
 - Messages: :func:`nearest` ("; did you mean 'x'?").
+- Params: :data:`OMIT_AT_DEFAULT`, the ``field(metadata=...)`` of a key added to a
+  released plugin's Params/Options/Config: left out of run ids while at its default, so
+  that existing results keep their ids.
 - Environment: :func:`installed_version`, :func:`library`, :func:`usable_cores`,
   :func:`cache_dir`, :func:`torchao_status` (which torchao extensions loaded).
 - Executors: :func:`run_isolated` runs one :class:`RunSpec` in a fresh worker process and
@@ -27,7 +30,7 @@ from harness.machine import installed_version, usable_cores
 from harness.measure.memory import peak_rss_bytes, reset_peak_rss
 from harness.measure.model_stats import count_params, weight_sparsity, zero_fraction
 from harness.measure.torchao_status import torchao_status
-from harness.params import nearest
+from harness.params import OMIT_AT_DEFAULT, nearest
 from harness.process import python_command
 from harness.result import RunResult
 from harness.spec import RunSpec
@@ -58,7 +61,7 @@ def run_isolated(spec: RunSpec, log_path: Path, stop: threading.Event | None = N
 
 
 __all__ = [
-    "FitReport", "RunResult", "RunSpec", "Workers", "cache_dir", "count_params", "fit", "installed_version",
+    "OMIT_AT_DEFAULT", "FitReport", "RunResult", "RunSpec", "Workers", "cache_dir", "count_params", "fit", "installed_version",
     "library", "nearest", "peak_rss_bytes", "python_command", "reset_peak_rss", "run_isolated", "torchao_status",
     "usable_cores", "weight_sparsity", "zero_fraction", "zero_masks",
 ]

@@ -253,7 +253,8 @@ class ForkServer:
 
 class SuiteServer:
     """The fork server of one ``bench``: started as early as the driver knows its runs
-    (so its imports overlap model preparation), closed after the last run."""
+    (so its imports overlap the driver's start-up; model preparation and the idle
+    measurement are then forked from it), closed after the last run."""
 
     def __init__(self) -> None:
         self.reason = warm_unavailable()  # why runs start cold, or None

@@ -38,7 +38,7 @@ class Slot:
 
     def __init__(self, runs: list[RunSpec]):
         self.workers = Workers()
-        self.workers.start(runs)  # its imports overlap the models' preparation below
+        self.workers.start(runs)  # preparation below is forked from it once its imports are done
 
     def prepare(self, models: list[tuple[dict[str, Any], str]]) -> list[str]:
         """Prepare the suite's models on this node (a no-op where they are cached); one slot
@@ -76,15 +76,26 @@ def plan_slots(runs: list[RunSpec], jobs: int, resources: dict[str, float]) -> t
     """(CPUs, GPUs each slot reserves; how many slots) on a cluster with ``resources``:
     ``jobs`` slots, or fewer where its GPUs hold fewer (actors keep what they reserve, so a
     slot that cannot be placed would wait forever)."""
-    per_run = max(1, int(resources.get("CPU", 1)) // jobs)  # CPUs reserved = threads used
+    cpus = int(resources.get("CPU", 1))
+    per_run = max(1, cpus // jobs)  # CPUs reserved = threads used
     gpus = gpus_of(runs[0])
-    slots = min(jobs, len(runs), *([int(resources.get("GPU", 0) // gpus)] if gpus else []))
+    slots = min(jobs, len(runs), max(1, cpus // per_run), *([int(resources.get("GPU", 0) // gpus)] if gpus else []))
     if slots < 1:
         raise RuntimeError(f"the Ray cluster has {resources.get('GPU', 0):g} GPUs; each run needs {gpus:g} "
                            "(gpus_per_run): add GPU nodes, or lower gpus_per_run")
     if slots < min(jobs, len(runs)):
-        print(f"note: the Ray cluster holds {slots} run(s) of {gpus:g} GPU(s) at once", file=sys.stderr)
+        print(f"note: the Ray cluster holds {slots} run(s) at once ({cpus} CPUs, {resources.get('GPU', 0):g} GPUs; "
+              f"each run reserves {per_run} CPU(s) and {gpus:g} GPU(s))", file=sys.stderr)
     return per_run, gpus, slots
+
+
+def representatives(runs: list[RunSpec]) -> list[RunSpec]:
+    """One run per combination of plugins and energy setting: what a slot's fork server
+    must preload for any run of the suite."""
+    seen: dict[tuple, RunSpec] = {}
+    for run in runs:
+        seen.setdefault((run.model.source, run.task.kind, tuple(s.use for s in run.steps), run.measure.energy), run)
+    return list(seen.values())
 
 
 class RayExecutor(Executor):
@@ -102,10 +113,10 @@ class RayExecutor(Executor):
         actor = ray.remote(num_cpus=per_run, num_gpus=gpus, max_restarts=0)(Slot)
         models = list({json.dumps(r.model.to_dict(), sort_keys=True): (r.model.to_dict(), r.suite_dir)
                        for r in runs}.values())
-        energy = [r for r in runs if r.measure.energy][:1] or runs[:1]  # its server loads codecarbon, or not
+        kinds = representatives(runs)  # its server preloads what any run needs (codecarbon, torchao, ...)
 
         def new_slot() -> tuple[Any, Any]:  # (the actor, its model preparation)
-            slot = actor.remote(energy)
+            slot = actor.remote(kinds)
             return slot, slot.prepare.remote(models)
 
         log_dir.mkdir(parents=True, exist_ok=True)

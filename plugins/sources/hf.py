@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.api import ModelSource
+from harness.toolkit import OMIT_AT_DEFAULT
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 TOKENIZER_ATTR = "harness_tokenizer"
@@ -52,7 +53,7 @@ class HFOptions:
     revision: str | None = None  # hub ids only: branch, tag or commit
     head: Literal["auto", "causal-lm", "sequence-classification", "masked-lm", "image-classification",
                   "none"] = "auto"
-    allow_new_head: bool = False  # accept weights transformers initialises randomly (recorded in the row)
+    allow_new_head: bool = field(default=False, metadata=OMIT_AT_DEFAULT)  # accept weights transformers initialises randomly (recorded in the row)
 
 
 def is_local(ref: str) -> bool:

@@ -10,11 +10,11 @@ the info says the kernels are simulated, and why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.api import Method
-from harness.toolkit import count_params
+from harness.toolkit import OMIT_AT_DEFAULT, count_params
 from harness_plugins.methods.layers import target_layers
 from harness_plugins.methods.pruning.common import sparsity_info
 
@@ -24,7 +24,7 @@ class Sparse24Params:
     include_head: bool = False
     # the weights' dtype: "auto" = float16 where the sparse kernels can run (they take
     # fp16/bf16/int8 only), the model's own dtype elsewhere; "model" never casts
-    dtype: Literal["auto", "model", "float16", "bfloat16"] = "auto"
+    dtype: Literal["auto", "model", "float16", "bfloat16"] = field(default="auto", metadata=OMIT_AT_DEFAULT)
 
 
 def mask_2_4(weight: Any) -> Any:

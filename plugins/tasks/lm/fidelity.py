@@ -11,11 +11,12 @@ reported as ``fidelity_mode``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.api import TaskKind
+from harness.toolkit import OMIT_AT_DEFAULT
 from harness_plugins.tasks.lm import fidelity_modes as modes
 from harness_plugins.tasks.lm.text_task import TextKeys, TextTask, missing_file
 
@@ -25,8 +26,8 @@ class FidelityConfig(TextKeys):
     text: str | None = None  # text models: a text file (relative to the suite)
     dataset: str | None = None  # classifiers: a bundled data set, e.g. "digits"
     split: str = "test"
-    mode: Literal["auto", "causal-lm", "masked-lm", "classifier", "encoder"] = "auto"
-    states: Literal["pooled", "tokens"] = "pooled"  # encoder mode: one pooled vector per input, or every token
+    mode: Literal["auto", "causal-lm", "masked-lm", "classifier", "encoder"] = field(default="auto", metadata=OMIT_AT_DEFAULT)
+    states: Literal["pooled", "tokens"] = field(default="pooled", metadata=OMIT_AT_DEFAULT)  # encoder mode: one pooled vector per input, or every token
     max_tokens: int = 512  # per-token modes: positions compared (the original's outputs are kept in memory)
     max_samples: int = 2000  # per-input modes: inputs (lines of text, or data set samples) compared
     batch_size: int = 8
