@@ -159,6 +159,12 @@ def test_output_head_is_found_however_it_is_named() -> None:
     assert head_names(tiny("bert-mlm")) == ["cls.predictions.transform.dense",
                                             "cls.predictions.transform.LayerNorm", "cls.predictions.decoder"]
     assert head_names(tiny("bert-classifier")) == ["classifier"]
+    import torch
+
+    from harness_plugins.methods.quantization.half_precision import HalfPrecision
+
+    wrapped = HalfPrecision(tiny("bert-classifier"), torch.bfloat16)  # an earlier chain step's wrapper
+    assert head_names(wrapped) == ["model.classifier"]
     assert head_names(tiny("bert")) == []
 
 

@@ -95,13 +95,16 @@ def _outside_base_model(model: Any) -> list[Any]:
     with weights outside its base model (``model.base_model_prefix``) are its head."""
     import torch
 
-    prefix = getattr(model, "base_model_prefix", "")
-    base = getattr(model, prefix, None) if prefix and type(model).__module__.startswith("transformers") else None
-    if not isinstance(base, torch.nn.Module):
-        return []
-    inside = {id(m) for m in base.modules()}
-    return [m for m in model.modules() if id(m) not in inside and not isinstance(m, torch.nn.Embedding)
-            and isinstance(getattr(m, "weight", None), torch.Tensor)]
+    heads: list[Any] = []
+    for outer in model.modules():  # the transformers model itself, or inside a wrapper (e.g. HalfPrecision)
+        prefix = getattr(outer, "base_model_prefix", "")
+        base = getattr(outer, prefix, None) if prefix and type(outer).__module__.startswith("transformers") else None
+        if isinstance(base, torch.nn.Module) and base is not outer:
+            inside = {id(m) for m in base.modules()}
+            heads += [m for m in outer.modules() if id(m) not in inside and not isinstance(m, torch.nn.Embedding)
+                      and isinstance(getattr(m, "weight", None), torch.Tensor)]
+            break
+    return heads
 
 
 def head_names(model: Any) -> list[str]:
