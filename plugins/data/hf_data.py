@@ -52,15 +52,18 @@ def load_splits(config: Any, suite_dir: Path, wanted: list[str]) -> dict[str, An
         if isinstance(found, datasets.Dataset):  # a single split: it is the evaluation data
             found = {wanted[0]: found}
     else:
-        found = _load_hub(config.dataset, config.subset)
+        found = _load_hub(config.dataset, config.subset, suite_dir)
     if wanted[0] not in found:
         raise ValueError(f"split '{wanted[0]}' is not in the data set (its splits: {', '.join(found)}): set split")
     return {name: found[name] for name in wanted if name in found}
 
 
-def _load_hub(name: str, subset: str | None) -> Any:
+def _load_hub(name: str, subset: str | None, suite_dir: Path) -> Any:
     import datasets
 
+    folder = name.split("/", 1)[0]  # 'data/sst2' with a folder 'data' beside the suite: a mistyped path?
+    hint = (f" ('{folder}' is a folder beside the suite: for a save_to_disk directory write './{name}')"
+            if (suite_dir / folder).is_dir() else "")
     try:
         return datasets.load_dataset(name, subset)
     except (ConnectionError, OSError) as exc:
@@ -68,8 +71,8 @@ def _load_hub(name: str, subset: str | None) -> Any:
             raise RuntimeError(
                 f"hub data set '{name}' is not in the local Hugging Face cache and HF_DATASETS_OFFLINE=1 forbids "
                 "downloading it: run once with network access, or point dataset at a save_to_disk directory "
-                "or data_files at local files") from exc
-        raise RuntimeError(f"cannot load hub data set '{name}': {str(exc).splitlines()[0]}") from exc
+                f"or data_files at local files{hint}") from exc
+        raise RuntimeError(f"cannot load hub data set '{name}': {str(exc).splitlines()[0]}{hint}") from exc
 
 
 def file_columns(path: Path) -> list[str] | None:
