@@ -264,9 +264,10 @@ class SuiteServer:
     def start(self, runs: list[Any]) -> None:
         if self.server is None and runs and self.reason is None:
             home = self._stack.enter_context(run_dir(runs_root()))  # the server's log, kept while it runs
-            from harness.warm.preload import uses_of
+            from harness.warm.preload import plugin_uses
 
-            uses = sorted({use for run in runs for use in uses_of(run.to_dict())})  # their preload modules
+            uses = sorted({use for run in runs  # their plugins' preload modules
+                           for use in plugin_uses(run.model.source, run.task.kind, (s.use for s in run.steps))})
             self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs), uses=uses)
 
     def close(self) -> None:

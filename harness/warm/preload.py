@@ -16,11 +16,15 @@ MODULES = ("harness.measure.session", "harness.measure.perf", "harness.measure.e
            "harness.measure.idle")
 
 
+def plugin_uses(source: str, kind: str, methods: Iterable[str]) -> list[str]:
+    """``kind:name`` of the plugins a run uses: its model source, task kind and methods."""
+    return [f"source:{source}", f"task:{kind}"] + [f"method:{use}" for use in methods]
+
+
 def uses_of(spec: dict[str, Any]) -> list[str]:
-    """``kind:name`` of the plugins a run (a :class:`RunSpec` as a dict) uses."""
+    """:func:`plugin_uses` of a run given as a :class:`RunSpec`'s dict (a cold worker's spec file)."""
     try:
-        return ([f"source:{spec['model']['source']}", f"task:{spec['task']['kind']}"]
-                + [f"method:{step['use']}" for step in spec["steps"]])
+        return plugin_uses(spec["model"]["source"], spec["task"]["kind"], [step["use"] for step in spec["steps"]])
     except (KeyError, TypeError):
         return []  # the worker reports what is wrong with the spec
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from harness import hookimpl
 from harness.api import ModelSource
+from harness.toolkit import OMIT_AT_DEFAULT
 from harness_plugins.sources.pickle_scan import export_risks, members, shown, unsafe_in_pickle
 
 EXPECTED = "a torch.export archive, TorchScript archive or torch.save checkpoint"
@@ -32,9 +33,9 @@ class FileOptions:
     unsafe_pickle: bool = False
     # Folders (relative to the suite) put on sys.path before unpickling: where the model's code is.
     # Added after runs were stored: at their defaults they stay out of a run's identity.
-    python_path: tuple[str, ...] = field(default=(), metadata={"omit_at_default": True})
+    python_path: tuple[str, ...] = field(default=(), metadata=OMIT_AT_DEFAULT)
     # The module (on python_path) to read classes pickled as __main__.X from: a script that saved its own model.
-    main_module: str | None = field(default=None, metadata={"omit_at_default": True})
+    main_module: str | None = field(default=None, metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         if (self.python_path or self.main_module) and not self.unsafe_pickle:

@@ -11,9 +11,8 @@ from typing import Any
 
 from harness import hookimpl
 from harness.api import PreparedTask, Skip, TaskKind
+from harness.toolkit import OMIT_AT_DEFAULT
 
-# Keys added after runs were stored: at their default they stay out of a run's identity.
-LATER = {"omit_at_default": True}
 TABLE_KEYS = ("label_column", "feature_columns", "split_column")
 ARRAY_KEYS = ("x_key", "y_key")
 
@@ -23,15 +22,15 @@ class ClassificationConfig:
     dataset: str | None = None  # a bundled data set: "digits"
     split: str = "test"
     batch_size: int = 256
-    path: str | None = field(default=None, metadata=LATER)  # .npz, a folder of .npy, or a CSV/Parquet file
-    data_files: dict[str, str] | None = field(default=None, metadata=LATER)  # split -> CSV/Parquet file
-    train_split: str = field(default="train", metadata=LATER)
-    label_column: str = field(default="label", metadata=LATER)
-    feature_columns: tuple[str, ...] | None = field(default=None, metadata=LATER)  # default: other numeric columns
-    split_column: str | None = field(default=None, metadata=LATER)  # one file holding every split
-    classes: tuple[str, ...] | None = field(default=None, metadata=LATER)  # class names in model-output order
-    x_key: str = field(default="x", metadata=LATER)  # arrays <x_key>_<split> and <y_key>_<split>
-    y_key: str = field(default="y", metadata=LATER)
+    path: str | None = field(default=None, metadata=OMIT_AT_DEFAULT)  # .npz, a folder of .npy, or a CSV/Parquet file
+    data_files: dict[str, str] | None = field(default=None, metadata=OMIT_AT_DEFAULT)  # split -> CSV/Parquet file
+    train_split: str = field(default="train", metadata=OMIT_AT_DEFAULT)
+    label_column: str = field(default="label", metadata=OMIT_AT_DEFAULT)
+    feature_columns: tuple[str, ...] | None = field(default=None, metadata=OMIT_AT_DEFAULT)  # default: other numeric columns
+    split_column: str | None = field(default=None, metadata=OMIT_AT_DEFAULT)  # one file holding every split
+    classes: tuple[str, ...] | None = field(default=None, metadata=OMIT_AT_DEFAULT)  # class names in model-output order
+    x_key: str = field(default="x", metadata=OMIT_AT_DEFAULT)  # arrays <x_key>_<split> and <y_key>_<split>
+    y_key: str = field(default="y", metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         if sum(v is not None for v in (self.dataset, self.path, self.data_files)) != 1:

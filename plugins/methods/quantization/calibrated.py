@@ -15,6 +15,7 @@ from harness.api import Method, Skip
 from harness.toolkit import count_params, library
 from harness_plugins.methods.layers import head_names, layer_filter, no_layers
 from harness_plugins.methods.quantization.common import (
+    TORCHAO,
     calibrate,
     int4_config,
     int4_layers,
@@ -43,7 +44,7 @@ class Int8StaticParams:
 
 class Int8Static(Method):
     name = "quant.int8-static"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     needs = ("calibration",)
     description = "int8 weights and activations with scales calibrated on training inputs"
@@ -140,7 +141,7 @@ class SmoothQuantParams:
 
 class SmoothQuant(Method):
     name = "quant.smoothquant"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     needs = ("calibration",)
     description = "move activation outliers into the weights (per-channel smoothing), then int8 weights and activations"
@@ -186,7 +187,7 @@ class AWQParams:
 
 class AWQ(Method):
     name = "quant.awq"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     needs = ("calibration",)
     description = "activation-aware weight-only quantization: per-channel scales searched on calibration inputs"
@@ -249,7 +250,7 @@ def _has_mslk() -> bool:
 
 class GPTQ(Method):
     name = "quant.gptq"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     needs = ("calibration",)
     description = "weight-only quantization that corrects each column's rounding error using calibration Hessians"

@@ -16,6 +16,10 @@ def linear_layers(model: Any, include_head: bool = False) -> list[str]:
     return [name for name, _ in target_layers(model, include_head=include_head)]
 
 
+# A quantizer's Method.preload: a warm worker imports torchao once, not each run.
+TORCHAO = ("torchao",)
+
+
 def quant_info(layers: list[str], bits: float, kernels: str, lib: str, before: int, after: Any,
                **extra: Any) -> dict[str, Any]:
     """The ``info`` every quantizer reports."""

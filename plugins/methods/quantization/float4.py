@@ -15,6 +15,7 @@ from harness.api import Method, Skip
 from harness.toolkit import count_params, installed_version, library
 from harness_plugins.methods.layers import layer_filter
 from harness_plugins.methods.quantization.common import (
+    TORCHAO,
     aligned_layers,
     needs_capability,
     quant_info,
@@ -72,7 +73,7 @@ def fp4_config(fmt: str) -> Any:
 
 class FP4(Method):
     name = "quant.fp4"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     description = "4-bit float weights and activations in scaled blocks, NVFP4 or MXFP4 (Linear layers); compute capability >= 10.0"
     Params = FP4Params

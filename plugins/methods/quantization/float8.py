@@ -13,6 +13,7 @@ from harness.api import Method
 from harness.toolkit import count_params, library
 from harness_plugins.methods.layers import layer_filter
 from harness_plugins.methods.quantization.common import (
+    TORCHAO,
     aligned_layers,
     needs_capability,
     quant_info,
@@ -48,7 +49,7 @@ def float8_gemm(granularity: str, device: str) -> str:
 
 class FP8(Method):
     name = "quant.fp8"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     description = "float8 e4m3 weights and dynamically scaled float8 activations (Linear layers); compute capability >= 8.9"
     Params = FP8Params

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from harness.api import Method
 from harness.toolkit import count_params, library
 from harness_plugins.methods.layers import layer_filter, no_layers
-from harness_plugins.methods.quantization.common import linear_layers, quant_info
+from harness_plugins.methods.quantization.common import TORCHAO, linear_layers, quant_info
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class QATParams:
 
 class QAT(Method):
     name = "quant.qat"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     needs = ("training",)
     description = "fake-quantized training with the task loss (int8 activations, int4/int8 weights), then convert"

@@ -12,6 +12,7 @@ from harness.api import Method, NoParams
 from harness.toolkit import count_params, library
 from harness_plugins.methods.layers import layer_filter, no_layers
 from harness_plugins.methods.quantization.common import (
+    TORCHAO,
     int4_config,
     int4_layers,
     linear_layers,
@@ -28,7 +29,7 @@ class Int8DynamicParams:
 
 class Int8Dynamic(Method):
     name = "quant.int8-dynamic"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     description = "int8 weights, activations quantized on the fly per batch (Linear layers)"
     Params = Int8DynamicParams
@@ -66,7 +67,7 @@ class Int8WeightParams:
 
 class Int8Weight(Method):
     name = "quant.int8-weight"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     description = "int8 weights (per output row), float activations (Linear layers)"
     Params = Int8WeightParams
@@ -98,7 +99,7 @@ class Int4WeightParams:
 
 class Int4Weight(Method):
     name = "quant.int4-weight"
-    preload = ("torchao",)  # imported once by a warm worker, not by each run
+    preload = TORCHAO
     family = "quantization"
     description = "int4 weights in groups along the input dim, float activations (Linear layers)"
     Params = Int4WeightParams
