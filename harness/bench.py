@@ -3,9 +3,13 @@ store each result as it comes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
+import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ from harness.errors import UsageError
 from harness.params import nearest
 from harness.plan import build_plan, select
 from harness.plugins import PluginSet
+from harness.process import runs_root
 from harness.result import RunResult
 from harness.results import finished_ids, read_results, results_file
 from harness.results_store import ResultsStore
@@ -102,21 +107,57 @@ def _last_json(lines: list[str]) -> dict[str, Any]:
 def measure_idle_power(runs: list[RunSpec], out: Any, workers: Workers) -> None:
     """Measure the machine's idle power once per (device, country) of the runs that meter
     energy, in a child process that loads nothing of its own (forked from the fork server
-    where there is one: its meters are set up there); each run subtracts it for its energy
+    where there is one: its meters are set up there), or reuse one an earlier bench on
+    this host measured at most ``idle_reuse_s`` ago; each run subtracts it for its energy
     above idle. A failure leaves that figure absent with the reason, nothing more."""
     measured: dict[tuple[str, str], dict[str, Any] | None] = {}
     for run in (r for r in runs if r.measure.energy):
         key = (run.device, run.measure.carbon_country)
         if key not in measured:
-            code, tail = workers.call("harness.measure.idle", list(key))
-            try:
-                measured[key] = _last_json(tail)
-                out.print(f"[dim]idle power on {escape(key[0])}: measured over {measured[key]['seconds']:.1f} s[/]")
-            except (ValueError, KeyError):
-                measured[key] = None
-                why = (tail or [f"exit status {code}, no output"])[-1]
-                out.print(f"[yellow]measuring idle power failed[/] ({escape(why)}); energy above idle will be absent")
+            measured[key] = _reused_idle(key, run.measure.idle_reuse_s, out) or _measure_idle(key, out, workers)
         run.idle = measured[key]
+
+
+def _idle_file(key: tuple[str, str]) -> Path:
+    name = hashlib.sha256(json.dumps([socket.gethostname(), *key]).encode()).hexdigest()[:16]
+    return runs_root() / "idle" / f"{name}.json"
+
+
+def _reused_idle(key: tuple[str, str], reuse_s: float, out: Any) -> dict[str, Any] | None:
+    if reuse_s <= 0:
+        return None
+    try:
+        kept = json.loads(_idle_file(key).read_text())
+        age = time.time() - float(kept["measured_at"])
+        idle = dict(kept["idle"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not 0 <= age <= reuse_s:
+        return None
+    idle["provenance"] = f"{idle['provenance']}; reused: measured {age:.0f} s before this bench (idle_reuse_s = {reuse_s:g})"
+    out.print(f"[dim]idle power on {escape(key[0])}: reused, measured {age:.0f} s ago[/]")
+    return idle
+
+
+def _measure_idle(key: tuple[str, str], out: Any, workers: Workers) -> dict[str, Any] | None:
+    code, tail = workers.call("harness.measure.idle", list(key))
+    try:
+        idle = _last_json(tail)
+        out.print(f"[dim]idle power on {escape(key[0])}: measured over {idle['seconds']:.1f} s[/]")
+    except (ValueError, KeyError):
+        why = (tail or [f"exit status {code}, no output"])[-1]
+        out.print(f"[yellow]measuring idle power failed[/] ({escape(why)}); energy above idle will be absent")
+        return None
+    with suppress(OSError):  # for a later bench with idle_reuse_s
+        path = _idle_file(key)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.write_text(json.dumps({"measured_at": time.time(), "idle": idle}))
+    return idle
+
+
+def _import_tables() -> None:
+    with suppress(ImportError):
+        import pandas  # noqa: F401
 
 
 def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) -> list[RunResult]:
@@ -130,9 +171,12 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
         if not todo:
             return []
         executor.warm_up(todo)  # e.g. the fork server's imports, while models are prepared
+        tables = threading.Thread(target=_import_tables, name="import-pandas", daemon=True)
+        tables.start()  # the leaderboard's pandas loads while the server starts, not after the runs
         helpers = helpers_of(executor)
         if not executor.prepares_models:  # else it does, on the nodes its runs go to
             prepare_models(todo, out, helpers)
+        tables.join()  # before the idle window, and before any run's timing
         measure_idle_power(todo, out, helpers)
         if os.environ.get("HARNESS_ARTIFACTS", "on") != "off":  # compress once per (model, method)
             for run in todo:

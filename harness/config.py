@@ -17,6 +17,7 @@ NAME_MAX = 100  # characters: names become directory and file names
 MAX_RUNS = 10_000  # the default of [suite] max_runs
 MAX_BATCH = 65_536
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_IDLE_REUSE_S = 86400.0  # a day
 MAX_WINDOW_S = 3600.0  # warmup_s, min_time_s, max_time_s, sustained_s
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # [measure] compile
 TIMING_MODES = ("per-call", "back-to-back")  # [measure] timing
@@ -134,6 +135,10 @@ class MeasureConfig:
     # "per-call": each sample is one synchronous call; "back-to-back": each sample is a
     # block of calls synchronized at its ends (launch-bound models on a GPU).
     timing: str = "per-call"
+    # Energy on: reuse the machine's idle power measured by an earlier bench on this host
+    # (same device and carbon_country) up to this many seconds ago, instead of a fresh 2 s
+    # window; 0 measures it for every bench. Not part of run ids (see plan.py).
+    idle_reuse_s: float = 0.0
     # Warm-up ends when two successive windows' medians agree within this share (not a
     # suite key: a ClassVar is not a field, so run ids do not change).
     settle_tolerance: ClassVar[float] = 0.05
@@ -183,5 +188,8 @@ class MeasureConfig:
         if unknown or not modes or len(set(modes)) < len(modes):
             raise ValueError(f"compile {self.compile!r} must be one of {', '.join(map(repr, COMPILE_MODES))}, "
                              "or a list of distinct ones such as [\"none\", \"default\"]")
+        if not 0 <= self.idle_reuse_s <= MAX_IDLE_REUSE_S:  # nan fails too
+            raise ValueError(f"idle_reuse_s {self.idle_reuse_s} must be in 0..{MAX_IDLE_REUSE_S:.0f} (seconds; 0 measures "
+                             "idle power for every bench)")
         if self.timing not in TIMING_MODES:
             raise ValueError(f"timing {self.timing!r} must be one of {', '.join(map(repr, TIMING_MODES))}")

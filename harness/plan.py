@@ -18,6 +18,7 @@ from harness.suite.methods import compiled_name
 # [measure] keys added after runs were first stored: at their defaults they are left out
 # of a run's identity, so the run ids of suites that do not use them never change.
 IDENTITY_DEFAULTS = {"compile": "none", "timing": "per-call"}
+NOT_IDENTITY = {"idle_reuse_s"}  # how a figure is obtained, not what runs
 
 
 def run_id_of(fields: dict[str, Any]) -> str:
@@ -42,7 +43,7 @@ def _baseline(plugins: Any) -> MethodSpec:
 def measure_identity(measure: Any) -> dict[str, Any]:
     """The ``[measure]`` table as it counts for a run's identity (one compile mode)."""
     fields = dataclasses.asdict(measure)
-    return {k: v for k, v in fields.items() if IDENTITY_DEFAULTS.get(k, object()) != v}
+    return {k: v for k, v in fields.items() if IDENTITY_DEFAULTS.get(k, object()) != v and k not in NOT_IDENTITY}
 
 
 def build_plan(suite: Suite, plugins: Any) -> list[RunSpec]:

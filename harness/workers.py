@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from harness.process import run_dir, runs_root
 from harness.result import RunResult
 from harness.spec import RunSpec
 from harness.supervise import run_in_subprocess, start_child, supervise
-from harness.warm.client import SuiteServer
+from harness.warm.client import ForkServer, warm_unavailable, workers_setting
 
 TAIL = 20  # lines of a helper child's output kept for its error message
 
@@ -43,6 +44,33 @@ class _Lines:
         if self.buffer:
             self._line(self.buffer)
             self.buffer = b""
+
+
+class SuiteServer:
+    """The fork server of one ``bench``: started as early as the driver knows its runs
+    (so its imports overlap the driver's start-up; model preparation and the idle
+    measurement are then forked from it), closed after the last run."""
+
+    def __init__(self) -> None:
+        self.reason = warm_unavailable()  # why runs start cold, or None
+        self.server: ForkServer | None = None
+        self._stack = ExitStack()
+
+    def start(self, runs: list[Any]) -> None:
+        if self.server is None and runs and self.reason is None:
+            home = self._stack.enter_context(run_dir(runs_root()))  # the server's log, kept while it runs
+            from harness.warm.preload import plugin_uses
+
+            uses = sorted({use for run in runs  # their plugins' preload modules
+                           for use in plugin_uses(run.model.source, run.task.kind, (s.use for s in run.steps))})
+            self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs), uses=uses,
+                                     daemon=workers_setting() == "daemon")
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()  # it ends whatever it still runs, then itself
+            self.server = None
+        self._stack.close()
 
 
 class Workers:

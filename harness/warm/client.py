@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from harness.process import python_command, run_dir, runs_root
+from harness.process import python_command
+from harness.warm import WARM
 
 START_LIMIT_S = 120.0  # the server's imports (and codecarbon's set-up) must be done by then
 REPLY_LIMIT_S = 30.0  # a fork's pid, or a killed worker's status, must come back by then
@@ -29,9 +31,15 @@ class ServerGone(Exception):
     """The fork server cannot fork this run; the message says why (for the cold fallback)."""
 
 
+def workers_setting() -> str:
+    """``$HARNESS_WORKERS``: warm (the default: one fork server per bench), daemon (one kept
+    between benches) or cold (a fresh interpreter per run)."""
+    return os.environ.get("HARNESS_WORKERS", "").strip().lower() or "warm"
+
+
 def warm_unavailable() -> str | None:
     """Why no run of this process may be forked from a fork server, or None."""
-    if os.environ.get("HARNESS_WORKERS", "").strip().lower() == "cold":
+    if workers_setting() == "cold":
         return "HARNESS_WORKERS=cold"
     if not sys.platform.startswith("linux"):
         return f"no fork server on {sys.platform}: fork is only trusted on Linux"
@@ -114,31 +122,57 @@ class ForkedWorker:
 
 
 class ForkServer:
-    def __init__(self, log_path: Path, energy: bool = False, uses: list[str] | None = None):
+    """The driver's connection to a fork server: its own (started here, ended by
+    :meth:`close`) or, with ``daemon``, the daemon kept between benches
+    (:mod:`harness.warm.daemon`: connected to, or started, in the reader thread)."""
+
+    def __init__(self, log_path: Path, energy: bool = False, uses: list[str] | None = None, daemon: bool = False):
         self.log_path = log_path
         self.ready, self.cuda, self.failure, self.announced = threading.Event(), False, "", False
         self.workers: dict[int, WarmWorker] = {}
         self.lock, self.send_lock, self.next_id = threading.Lock(), threading.Lock(), 0
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.daemon_pid, self.mode = 0, WARM
+        target = self._connect if daemon else self._read
+        if not daemon:
+            self._spawn(energy, uses or [])
+        self.reader = threading.Thread(target=target, args=(energy, sorted(uses or [])) if daemon else (),
+                                       name="forkserver-reader", daemon=True)
+        self.reader.start()
+
+    def _spawn(self, energy: bool, uses: list[str]) -> None:
+        """Start this bench's own server."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = mine
         argv = python_command("harness.warm.server", str(theirs.fileno()), str(os.getpid()))
         try:
-            with open(log_path, "wb") as log:
-                self.proc: subprocess.Popen | None = subprocess.Popen(
-                    argv + (["--energy"] if energy else []) + [f"--uses={','.join(uses or [])}"],
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(
+                    argv + (["--energy"] if energy else []) + [f"--uses={','.join(uses)}"],
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True)  # no Ctrl-C from the terminal: the driver ends it
         except OSError as exc:
-            self.proc = None
             self._gone(f"the fork server could not be started: {exc}")
         finally:
             theirs.close()
-        self.reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)
-        self.reader.start()
+
+    def _connect(self, energy: bool, uses: list[str]) -> None:
+        """Connect to (or start) the daemon; where that fails, start this bench's own server."""
+        from harness.warm.daemon import DaemonError, connect
+
+        try:
+            self.sock = connect(energy, uses, START_LIMIT_S)
+        except (DaemonError, OSError) as exc:
+            print(f"warning: the fork server daemon cannot be used: {exc}; this bench starts its own",
+                  file=sys.stderr, flush=True)
+            self._spawn(energy, uses)
+        self._read()
 
     def _read(self) -> None:
         why = "the fork server ended"
+        assert self.sock is not None
         try:
             while True:
                 data = self.sock.recv(1 << 16)
@@ -155,6 +189,9 @@ class ForkServer:
                                 self.workers.pop(message["id"], None)
                 elif "ready" in message:
                     self.cuda = bool(message.get("cuda"))
+                    if message.get("pid"):  # a daemon's
+                        self.daemon_pid = int(message["pid"])
+                        self.mode = f"warm: forked from fork server daemon {self.daemon_pid} (kept between benches)"
                     self.ready.set()
                 else:
                     why = f"the fork server failed to start: {message.get('error', message)}"
@@ -186,6 +223,9 @@ class ForkServer:
         if self.proc is not None:
             with suppress(OSError):
                 self.proc.kill()
+        elif self.daemon_pid:  # a daemon that does not answer is of no use to any bench
+            with suppress(OSError):
+                os.kill(self.daemon_pid, signal.SIGKILL)
 
     def wait_ready(self, stop: threading.Event | None = None) -> str:
         """Block until the server is ready (or ``stop`` is set); "" or why it cannot fork
@@ -208,8 +248,8 @@ class ForkServer:
 
     def send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
         data = json.dumps(message).encode()
-        if self.failure:
-            raise ServerGone(self.failure)
+        if self.failure or self.sock is None:
+            raise ServerGone(self.failure or "the fork server is not connected")
         with self.send_lock:
             try:
                 if fds:
@@ -236,9 +276,10 @@ class ForkServer:
         return worker
 
     def close(self) -> None:
-        """End the server: it kills what it still runs, then exits."""
-        with suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+        """End the server (a daemon: this bench's connection): it kills what it still runs."""
+        if self.sock is not None:
+            with suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
         if self.proc is not None and not self.ready.is_set():
             self.proc.kill()  # still importing: nothing of its own to end
         if self.proc is not None:
@@ -248,30 +289,5 @@ class ForkServer:
                 self.proc.kill()
                 self.proc.wait()
         self.reader.join(timeout=5)
-        self.sock.close()
-
-
-class SuiteServer:
-    """The fork server of one ``bench``: started as early as the driver knows its runs
-    (so its imports overlap the driver's start-up; model preparation and the idle
-    measurement are then forked from it), closed after the last run."""
-
-    def __init__(self) -> None:
-        self.reason = warm_unavailable()  # why runs start cold, or None
-        self.server: ForkServer | None = None
-        self._stack = ExitStack()
-
-    def start(self, runs: list[Any]) -> None:
-        if self.server is None and runs and self.reason is None:
-            home = self._stack.enter_context(run_dir(runs_root()))  # the server's log, kept while it runs
-            from harness.warm.preload import plugin_uses
-
-            uses = sorted({use for run in runs  # their plugins' preload modules
-                           for use in plugin_uses(run.model.source, run.task.kind, (s.use for s in run.steps))})
-            self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs), uses=uses)
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()  # it ends whatever it still runs, then itself
-            self.server = None
-        self._stack.close()
+        if self.sock is not None:
+            self.sock.close()

@@ -1,6 +1,7 @@
 """The fork server: ``python -P -m harness.warm.server FD DRIVER_PID [--energy] [--uses=KIND:NAME,...]``.
 
-It imports torch, the worker and the plugins once (and the heavy modules the suite's plugins declare in ``preload``, e.g. torchao, transformers; with
+It imports torch, the worker and the plugins once (and the heavy modules the suite's
+plugins declare in ``preload``, e.g. torchao, transformers; with
 ``--energy`` codecarbon as well, and it lets codecarbon detect the hardware), never touches
 CUDA, and then serves the driver over the ``AF_UNIX`` ``SOCK_SEQPACKET`` socket ``FD``,
 one JSON message per packet:
@@ -18,6 +19,13 @@ one JSON message per packet:
 The server is single-threaded (a SIGCHLD wake-up fd and a poll loop), dies with its
 driver (PR_SET_PDEATHSIG), and when the driver closes the socket it kills its workers'
 process groups and exits.
+
+As a daemon (``python -P -m harness.warm.daemon``, ``HARNESS_WORKERS=daemon``: see
+:mod:`harness.warm.daemon`) it outlives the bench that started it: it listens at a
+socket (in a folder only its user can enter; a peer of another uid is refused),
+greets each driver that connects with ``{"ready": true, "cuda", "pid"}``, serves each as
+above (a driver that goes has its workers killed, as the per-bench server's death would),
+and leaves after a while without a driver.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -75,78 +84,134 @@ def _exit_code(info: os.waitid_result) -> int:
     return -info.si_status
 
 
-class Server:
-    def __init__(self, sock: socket.socket, nvml_inits: int):
-        self.sock, self.nvml_inits, self.pid = sock, nvml_inits, os.getpid()
-        self.children: dict[int, Any] = {}  # pid -> request id, until reaped
+class Connection:
+    """One driver's socket and the workers forked for it (pid -> request id), each kept
+    unreaped until that driver says ``reap``."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.children: dict[int, Any] = {}
         self.ids: dict[Any, int] = {}  # request id -> pid
         self.reported: set[int] = set()
+
+
+class Server:
+    """Forks workers for one driver (``conn``: the socket pair of a bench), or, as a daemon
+    (``listener``), for every driver that connects, until ``idle_s`` pass with none."""
+
+    def __init__(self, nvml_inits: int, conn: socket.socket | None = None, listener: socket.socket | None = None,
+                 idle_s: float = float("inf"), hello: dict[str, Any] | None = None):
+        self.nvml_inits, self.pid, self.listener, self.idle_s = nvml_inits, os.getpid(), listener, idle_s
+        self.hello = hello or {}
+        self.conns: dict[int, Connection] = {}
+        self.poller = select.poll()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.wake_w)
+        self.poller.register(self.wake_r, select.POLLIN)
+        if listener is not None:
+            self.poller.register(listener, select.POLLIN)
+        if conn is not None:
+            self._add(conn)
+
+    def _add(self, sock: socket.socket) -> None:
+        self.conns[sock.fileno()] = Connection(sock)
+        self.poller.register(sock, select.POLLIN)
 
     def serve(self) -> None:
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
-        poller.register(self.wake_r, select.POLLIN)
+        last_busy = time.monotonic()
         try:
             while True:
-                events = dict(poller.poll(1000))  # and a check each second, whatever happens
+                events = dict(self.poller.poll(1000))  # and a check each second, whatever happens
                 with suppress(BlockingIOError):
                     while os.read(self.wake_r, 4096):
                         pass
-                self.check_children()
-                if self.sock.fileno() in events:
-                    data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
-                    if not data:
-                        return  # the driver closed the socket, or is gone
-                    self.handle(json.loads(data), fds)
+                for conn in list(self.conns.values()):
+                    self.check_children(conn)
+                if self.listener is not None and self.listener.fileno() in events:
+                    self.accept()
+                for fd in [fd for fd in events if fd in self.conns]:
+                    conn = self.conns[fd]
+                    data, fds, _, _ = socket.recv_fds(conn.sock, MAX_MESSAGE, 4)
+                    if data:
+                        self.handle(conn, json.loads(data), fds)
+                        continue
+                    self.drop(conn)  # the driver closed the socket, or is gone
+                    if self.listener is None:
+                        return
+                if self.conns:
+                    last_busy = time.monotonic()
+                elif time.monotonic() - last_busy > self.idle_s:
+                    return
         finally:
-            self.end_all()
+            for conn in list(self.conns.values()):
+                self.drop(conn)
 
-    def handle(self, message: dict[str, Any], fds: list[int]) -> None:
+    def accept(self) -> None:
+        with suppress(OSError):
+            sock, _ = self.listener.accept()
+            uid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+            if uid != os.getuid():  # the socket's folder is this user's alone; and yet
+                sock.close()
+                return
+            self._add(sock)
+            send(sock, dict(self.hello, ready=True))
+
+    def drop(self, conn: Connection) -> None:
+        """End a driver's connection: kill what it still runs, reap it, close the socket."""
+        self.end_all(conn)
+        with suppress(KeyError, ValueError):
+            self.poller.unregister(conn.sock)
+        self.conns.pop(conn.sock.fileno(), None)
+        conn.sock.close()
+
+    def handle(self, conn: Connection, message: dict[str, Any], fds: list[int]) -> None:
         if message.get("op") == "run" and len(fds) == 1:
-            self.fork(message, fds[0])
+            self.fork(conn, message, fds[0])
         elif message.get("op") == "reap":
-            pid = self.ids.pop(message["id"], None)
+            pid = conn.ids.pop(message["id"], None)
             if pid is not None:
                 with suppress(ChildProcessError):
                     os.waitpid(pid, 0)
-                self.children.pop(pid, None)
-                self.reported.discard(pid)
+                conn.children.pop(pid, None)
+                conn.reported.discard(pid)
         else:
             for fd in fds:
                 os.close(fd)
 
-    def fork(self, request: dict[str, Any], log_fd: int) -> None:
+    def _own_fds(self) -> list[int]:
+        """What a forked child must not keep: every socket and the wake-up pipe."""
+        fds = [c.sock.fileno() for c in self.conns.values()] + [self.wake_r, self.wake_w]
+        return fds + ([self.listener.fileno()] if self.listener is not None else [])
+
+    def fork(self, conn: Connection, request: dict[str, Any], log_fd: int) -> None:
         gate_r, gate_w = os.pipe()
         try:
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
             pid = os.fork()
         except OSError as exc:
-            send(self.sock, {"id": request["id"], "error": f"fork failed: {exc}"})
+            send(conn.sock, {"id": request["id"], "error": f"fork failed: {exc}"})
             for fd in (gate_r, gate_w, log_fd):
                 os.close(fd)
             return
         if pid == 0:
             os.close(gate_r)
-            child.run(request, log_fd, gate_w, self.pid, [self.sock.fileno(), self.wake_r, self.wake_w],
-                      self.nvml_inits)
+            child.run(request, log_fd, gate_w, self.pid, self._own_fds(), self.nvml_inits)
         os.close(gate_w)
         os.close(log_fd)
         with suppress(OSError):
             os.read(gate_r, 1)  # the child has its own session (or died: EOF)
         os.close(gate_r)
-        self.children[pid], self.ids[request["id"]] = request["id"], pid
-        send(self.sock, {"id": request["id"], "pid": pid})
+        conn.children[pid], conn.ids[request["id"]] = request["id"], pid
+        send(conn.sock, {"id": request["id"], "pid": pid})
 
-    def check_children(self) -> None:
+    def check_children(self, conn: Connection) -> None:
         """Report each child that has exited, leaving it a zombie until the driver says."""
-        for pid, rid in list(self.children.items()):
-            if pid in self.reported:
+        for pid, rid in list(conn.children.items()):
+            if pid in conn.reported:
                 continue
             try:
                 info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -157,39 +222,50 @@ class Server:
                 if info is None:
                     continue
                 code = _exit_code(info)
-            self.reported.add(pid)
-            send(self.sock, {"id": rid, "status": code})
+            conn.reported.add(pid)
+            with suppress(OSError):
+                send(conn.sock, {"id": rid, "status": code})
 
-    def end_all(self) -> None:
-        for pid in self.children:
+    def end_all(self, conn: Connection) -> None:
+        for pid in conn.children:
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             with suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        for pid in self.children:
+        for pid in conn.children:
             with suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+        conn.children.clear()
+        conn.ids.clear()
+
+
+def warm_up(energy: bool, uses: list[str]) -> tuple[int, bool]:
+    """The imports (see :mod:`harness.warm.preload`); (NVML inits a child redoes, whether
+    CUDA was touched)."""
+    nvml_inits = preload(energy, release_nvml=True, uses=uses)
+    _single_threaded()
+    cuda = cuda_touched()
+    gc.collect()
+    gc.freeze()  # the imports' objects stay shared with the children, untouched by their GC
+    return nvml_inits, cuda
 
 
 def main(argv: list[str]) -> int:
+    energy = "--energy" in argv
+    uses = [u for arg in argv if arg.startswith("--uses=") for u in arg[7:].split(",") if u]
     sock = socket.socket(fileno=int(argv[0]))
-    driver, energy = int(argv[1]), "--energy" in argv[2:]
-    uses = [u for arg in argv[2:] if arg.startswith("--uses=") for u in arg[7:].split(",") if u]
+    driver = int(argv[1])
     child.die_with_parent()
     if os.getppid() != driver:
         return 1  # the driver ended before PDEATHSIG was set
     try:
-        nvml_inits = preload(energy, release_nvml=True, uses=uses)
-        _single_threaded()
-        cuda = cuda_touched()
+        nvml_inits, cuda = warm_up(energy, uses)
     except BaseException as exc:  # noqa: B036 (a plugin's sys.exit at import, too)
         traceback.print_exc()
         send(sock, {"error": f"{type(exc).__name__}: {exc}"})
         return 1
-    gc.collect()
-    gc.freeze()  # the imports' objects stay shared with the children, untouched by their GC
     send(sock, {"ready": True, "cuda": cuda})
-    Server(sock, nvml_inits).serve()
+    Server(nvml_inits, conn=sock).serve()
     return 0
 
 
