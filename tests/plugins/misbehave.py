@@ -31,9 +31,12 @@ class Segfault(Method):
 
 class Hang(Method):
     name = "test.hang"
-    description = "never returns"
+    description = "never returns (with $MISBEHAVE_HANG_WHILE: only while that file exists)"
 
     def apply(self, model, params, ctx):
+        gate = os.environ.get("MISBEHAVE_HANG_WHILE")
+        if gate and not Path(gate).exists():
+            return model, {}
         print("hanging now", flush=True)
         while True:
             time.sleep(1)

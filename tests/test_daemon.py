@@ -1,0 +1,128 @@
+"""The fork server daemon (HARNESS_WORKERS=daemon): kept between benches, it serves only
+benches whose interpreter, code, installs, environment and preload match its own; a bench
+that is killed has its workers killed; it leaves when idle, or when stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from test_faults import processes_tagged
+from test_processes import alive
+
+from conftest import cli, digits_suite
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is Linux-only")
+
+
+def test_the_key_follows_what_the_imports_depend_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from harness.warm.daemon import key
+
+    base = key(False, ["method:prune.magnitude", "source:builtin"])
+    assert key(False, ["source:builtin", "method:prune.magnitude"]) == base  # order does not matter
+    assert key(True, ["method:prune.magnitude", "source:builtin"]) != base  # codecarbon's set-up
+    assert key(False, ["method:quant.int8-weight", "source:builtin"]) != base  # torchao
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PWD", str(tmp_path))
+    assert key(False, ["method:prune.magnitude", "source:builtin"]) == base  # where a bench starts from
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # e.g. read once, when a library is imported
+    assert key(False, ["method:prune.magnitude", "source:builtin"]) != base
+
+
+@linux_only
+def test_a_daemon_greets_each_driver_and_leaves_when_idle(tmp_path: Path) -> None:
+    from harness.warm.server import Server
+
+    path = str(tmp_path / "d.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path)
+    listener.listen(4)
+    server = Server(0, listener=listener, idle_s=0.3, hello={"cuda": False, "pid": 42})
+    try:
+        thread = threading.Thread(target=server.serve, daemon=True)
+        thread.start()
+        for _ in range(2):  # one driver after another
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as driver:
+                driver.connect(path)
+                assert json.loads(driver.recv(1 << 16)) == {"cuda": False, "pid": 42, "ready": True}
+            time.sleep(0.1)  # shorter than the idle limit: still there
+        thread.join(timeout=5)
+        assert not thread.is_alive(), "the daemon did not leave when idle"
+    finally:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        listener.close()
+
+
+def _daemon_pid(results: Path, suite: str) -> set[int]:
+    rows = [json.loads(line) for line in (results / suite / "results.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "ok" for r in rows), rows
+    modes = {r["env"]["worker_mode"] for r in rows}
+    assert all(m.startswith("warm: forked from fork server daemon ") for m in modes), modes
+    return {int(m.split("daemon ")[1].split()[0]) for m in modes}
+
+
+@pytest.mark.e2e
+@linux_only
+def test_benches_share_one_daemon_and_a_killed_bench_loses_only_its_workers(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))  # the driver's plugins, in this process
+    tag = uuid.uuid4().hex  # in the environment: a daemon of this test alone
+    gate = tmp_path / "hang"  # test.hang hangs only while it exists: the same plugins (and daemon) in each bench
+    env = {"HARNESS_WORKERS": "daemon", "HARNESS_DAEMON_IDLE_S": "120", "HARNESS_DAEMON_TEST": tag,
+           "HARNESS_PLUGINS": "misbehave", "PYTHONPATH": str(Path(__file__).parent / "plugins"),
+           "MISBEHAVE_HANG_WHILE": str(gate)}
+    suite = digits_suite(tmp_path, "kept", suite="timeout_s = 120", methods="""
+        [[methods]]
+        use = "prune.magnitude"
+        [[methods]]
+        use = "test.hang"
+    """)
+    driver, pid = None, 0
+    try:
+        first = cli("bench", str(suite), "--results", str(tmp_path / "a"), env=env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        (pid,) = _daemon_pid(tmp_path / "a", "kept")
+        second = cli("bench", str(suite), "--results", str(tmp_path / "b"), env=env)
+        assert second.returncode == 0 and "warning" not in second.stderr, second.stdout + second.stderr
+        assert _daemon_pid(tmp_path / "b", "kept") == {pid}  # no second daemon: the first one forked them
+        listed = cli("daemon", env=env)
+        assert f"daemon {pid}: up" in listed.stdout and "leaves after 120 s idle" in listed.stdout
+
+        gate.touch()
+        driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "bench", str(suite), "--results",
+                                   str(tmp_path / "c")], env=dict(os.environ, **env),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        logs, deadline = tmp_path / "c" / "kept" / "logs", time.monotonic() + 60
+        while not any("hanging now" in p.read_text(errors="replace") for p in logs.glob("*.log")):
+            if time.monotonic() > deadline or driver.poll() is not None:
+                driver.kill()
+                pytest.fail("the run never started hanging:\n" + driver.communicate()[0])
+            time.sleep(0.05)
+        assert set(processes_tagged(tag)) - {driver.pid, pid}, "no worker forked from the daemon"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        for _ in range(50):
+            if set(processes_tagged(tag)) == {pid}:
+                break
+            time.sleep(0.1)
+        assert set(processes_tagged(tag)) == {pid}  # the worker went with its bench; the daemon stays
+        os.kill(pid, signal.SIGTERM)  # as `harness daemon --stop` does, for this test's daemon only
+        for _ in range(50):
+            if not alive(pid):
+                break
+            time.sleep(0.1)
+        assert not alive(pid)
+    finally:  # whatever failed: nothing of this test stays behind
+        for leftover in processes_tagged(tag):
+            os.kill(leftover, signal.SIGKILL)
+    assert f"daemon {pid}" not in cli("daemon", env=env).stdout
