@@ -126,3 +126,42 @@ def test_benches_share_one_daemon_and_a_killed_bench_loses_only_its_workers(tmp_
         for leftover in processes_tagged(tag):
             os.kill(leftover, signal.SIGKILL)
     assert f"daemon {pid}" not in cli("daemon", env=env).stdout
+
+
+def test_idle_power_is_reused_only_within_idle_reuse_s(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from harness import bench
+
+    monkeypatch.setattr(bench, "runs_root", lambda: tmp_path)
+    calls = []
+
+    class Helpers:  # stands in for the fork server's helper child: python -m harness.measure.idle
+        def call(self, module: str, args: list[str]) -> tuple[int, list[str]]:
+            calls.append((module, args))
+            return 0, [json.dumps({"cpu_w": 0.5, "ram_w": 3.0, "gpu_w": None, "seconds": 2.0, "provenance": "measured"})]
+
+    def runs(reuse_s: float) -> list:
+        measure = SimpleNamespace(energy=True, carbon_country="DEU", idle_reuse_s=reuse_s)
+        return [SimpleNamespace(device="cpu", measure=measure, idle=None) for _ in range(2)]
+
+    out = SimpleNamespace(print=lambda *a, **k: None)
+    fresh = runs(0)
+    bench.measure_idle_power(fresh, out, Helpers())
+    assert len(calls) == 1 and calls[0] == ("harness.measure.idle", ["cpu", "DEU"])  # once for both runs
+    assert fresh[1].idle["provenance"] == "measured"
+    bench.measure_idle_power(runs(0), out, Helpers())  # 0: a fresh window every bench
+    assert len(calls) == 2
+    kept = runs(600)
+    bench.measure_idle_power(kept, out, Helpers())  # measured a moment ago: reused
+    assert len(calls) == 2
+    assert kept[0].idle["ram_w"] == 3.0 and "reused: measured 0 s before this bench (idle_reuse_s = 600)" in \
+        kept[0].idle["provenance"]
+    other = runs(600)
+    other[0].measure.carbon_country = other[1].measure.carbon_country = "USA"  # another meter set-up: its own figure
+    bench.measure_idle_power(other, out, Helpers())
+    assert len(calls) == 3
+    path = bench._idle_file(("cpu", "DEU"))
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), measured_at=time.time() - 700)))
+    bench.measure_idle_power(runs(600), out, Helpers())  # too old
+    assert len(calls) == 4
