@@ -26,6 +26,7 @@ def lm_dir(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     from harness_plugins.sources.builtin import world_lm
     from harness_plugins.sources.hf import tokenizer_of
 
+    world_lm.train_to_cache("world-lm-mini")  # here, not in a child that imports torch and transformers again
     model = world_lm.load("world-lm-mini", "cpu")
     out = tmp_path_factory.mktemp("lm") / "world-lm-mini"
     model.save_pretrained(out)

@@ -39,7 +39,7 @@ class LMRecipe:
 # ref → recipe. "world-lm" is the quickstart's model; "world-lm-mini" trains in seconds for tests.
 MODELS = {
     "world-lm": LMRecipe(hidden=128, layers=2, heads=4, steps=400, lr=5e-3),
-    "world-lm-mini": LMRecipe(hidden=64, layers=2, heads=2, steps=120, people=12),
+    "world-lm-mini": LMRecipe(hidden=64, layers=2, heads=2, steps=60, people=12),
 }
 
 
