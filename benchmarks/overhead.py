@@ -6,7 +6,7 @@ Runs ``harness bench`` on a suite of trivial runs (the builtin digits MLP: the b
 and five methods that do little; ``min_time_s = 0.2``, ``max_time_s = 0.5`` and one
 intra-op thread, so that a shared machine's load does not stretch the work), with energy
 off and with energy on, cold (``HARNESS_WORKERS=cold``), warm (the default) and daemon
-(``HARNESS_WORKERS=daemon`` and ``idle_reuse_s = 600``, timed on the second of two benches:
+(``HARNESS_WORKERS=daemon`` and ``idle_reuse_s = 600``, ``--idle-reuse``; timed on the second of two benches:
 the first starts the daemon and measures idle power), and reports:
 
 - wall: the whole ``harness bench`` process, start to exit;
@@ -107,12 +107,12 @@ def timing_floor(row: dict) -> float:
     return floor + float((metrics.get("timing") or {}).get("sustained_s") or 0.0)
 
 
-def measure(energy: bool, workers: str, jobs: int) -> dict:
+def measure(energy: bool, workers: str, jobs: int, idle_reuse_s: float = 600) -> dict:
     """One timed bench. ``daemon``: the fork server and the idle-power figure kept between
     benches (``HARNESS_WORKERS=daemon``, ``idle_reuse_s``); an untimed bench of the same
     suite first starts the daemon (or finds it) and measures idle power."""
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as tmp:
-        path = suite(Path(tmp), energy, idle_reuse_s=600 if workers == "daemon" else 0)
+        path = suite(Path(tmp), energy, idle_reuse_s=idle_reuse_s if workers == "daemon" else 0)
         if workers == "daemon":
             bench(path, Path(tmp) / "first", workers, jobs)
         wall, out = bench(path, Path(tmp) / "results", workers, jobs)
@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--energy", choices=["off", "on", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=1, help="benches per mode (the best wall counts)")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--idle-reuse", type=float, default=600, metavar="S",
+                        help="the daemon benches' idle_reuse_s (0: they measure idle power too)")
     parser.add_argument("--fidelity", type=int, metavar="ROUNDS", default=0,
                         help="check timing fidelity warm vs cold instead, over ROUNDS alternations")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for --fidelity (0 = all)")
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         tries: dict[str, list[dict]] = {"cold": [], "warm": [], "daemon": []}
         for _ in range(args.repeat):  # alternating, so that a change in the machine's load hits both
             for workers in tries:
-                tries[workers].append(measure(energy == "on", workers, args.jobs))
+                tries[workers].append(measure(energy == "on", workers, args.jobs, args.idle_reuse))
         cold, warm, kept = (min(tries[w], key=lambda m: m["wall"]) for w in ("cold", "warm", "daemon"))
         for workers, m in (("cold", cold), ("warm", warm), ("daemon", kept)):
             common = (m["wall"] - warm["work"]) / m["runs"]
