@@ -116,9 +116,7 @@ class _Output:
 
     def pump(self, wait_s: float) -> None:
         """Copy what has come, waiting at most ``wait_s`` for something to."""
-        if not self.open:
-            time.sleep(wait_s)
-        elif self.poller.poll(wait_s * 1000):  # data, or the end (POLLHUP)
+        if self.open and self.poller.poll(wait_s * 1000):  # data, or the end (POLLHUP)
             data = os.read(self.fd, 1 << 16)
             self.log.write(data)
             self.open = bool(data)
@@ -148,6 +146,12 @@ class _ColdWorker:
                 return True
         return self.proc.poll() is not None
 
+    def wait(self, limit_s: float) -> None:
+        """Return once the worker has ended (unreaped), or after ``limit_s``."""
+        end = time.monotonic() + limit_s
+        while not self.exited() and time.monotonic() < end:
+            time.sleep(0.002)
+
     def reap(self) -> int:
         return self.proc.wait()
 
@@ -171,7 +175,10 @@ def supervise(worker: Worker, log: Sink, deadline: float, stop: threading.Event 
             if time.monotonic() >= next_scan:
                 tree.scan()
                 next_scan = time.monotonic() + SCAN_EVERY_S
-            out.pump(0.05)
+            if out.open:
+                out.pump(0.05)
+            else:  # its output has ended: it is ending too, and the next run waits on it
+                worker.wait(0.05)
     finally:  # ok, failed, died, timed out, interrupted, or an error in this thread
         tree.scan()  # the worker's tree as it is now, if the worker still runs
         with suppress(ProcessLookupError, PermissionError):

@@ -114,6 +114,9 @@ class ForkedWorker:
     def exited(self) -> bool:
         return self.worker.exited()
 
+    def wait(self, limit_s: float) -> None:
+        self.worker.ended.wait(limit_s)
+
     def reap(self) -> int:
         return self.worker.reap()
 
