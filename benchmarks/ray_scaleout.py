@@ -36,7 +36,8 @@ GOAL = 1.8
 
 
 def suite(directory: Path, runs: int, min_time: float) -> Path:
-    amounts = ", ".join(f"{0.05 * (i + 1):.2f}" for i in range(runs - 1))
+    step = min(0.05, 0.95 / max(1, runs - 1))  # distinct amounts in (0, 0.95], however many runs
+    amounts = ", ".join(f"{step * (i + 1):.4g}" for i in range(runs - 1))
     body = f"""[suite]
 name = "scaleout"
 
