@@ -65,7 +65,8 @@ def make_executor(plugins: PluginSet, name: str, jobs: int) -> Any:
     return cls(jobs=jobs)
 
 
-PROGRESS = "prepare: "  # a source's stderr lines with this prefix are shown to the user
+PROGRESS = "prepare: "
+IDLE_FIELDS = ("cpu_w", "ram_w", "gpu_w", "seconds", "provenance")  # measure.energy.IdlePower's  # a source's stderr lines with this prefix are shown to the user
 
 
 def helpers_of(executor: Any) -> Workers:
@@ -118,25 +119,47 @@ def measure_idle_power(runs: list[RunSpec], out: Any, workers: Workers) -> None:
         run.idle = measured[key]
 
 
-def _idle_file(key: tuple[str, str]) -> Path:
-    name = hashlib.sha256(json.dumps([socket.gethostname(), *key]).encode()).hexdigest()[:16]
-    return runs_root() / "idle" / f"{name}.json"
+def _idle_file(key: tuple[str, str]) -> Path | None:
+    """Where this host's idle figure for ``key`` is kept: per device as the runs see it
+    (``CUDA_VISIBLE_DEVICES`` too) and carbon country, in this user's private runs folder
+    (None where there is none)."""
+    from harness.warm.daemon import private
+
+    root = runs_root()
+    if not root.name.startswith("harness-runs-") or not private(root):
+        return None
+    ident = [socket.gethostname(), *key, os.environ.get("CUDA_VISIBLE_DEVICES")]
+    return root / "idle" / f"{hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]}.json"
 
 
 def _reused_idle(key: tuple[str, str], reuse_s: float, out: Any) -> dict[str, Any] | None:
-    if reuse_s <= 0:
+    path = _idle_file(key) if reuse_s > 0 else None
+    if path is None:
         return None
     try:
-        kept = json.loads(_idle_file(key).read_text())
+        kept = json.loads(path.read_text())
         age = time.time() - float(kept["measured_at"])
-        idle = dict(kept["idle"])
+        idle = {name: kept["idle"][name] for name in IDLE_FIELDS}
+        provenance = f"{idle['provenance']}; reused: measured {age:.0f} s before this bench (idle_reuse_s = {reuse_s:g})"
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not 0 <= age <= reuse_s:
         return None
-    idle["provenance"] = f"{idle['provenance']}; reused: measured {age:.0f} s before this bench (idle_reuse_s = {reuse_s:g})"
     out.print(f"[dim]idle power on {escape(key[0])}: reused, measured {age:.0f} s ago[/]")
-    return idle
+    return dict(idle, provenance=provenance)
+
+
+def _remember_idle(key: tuple[str, str], idle: dict[str, Any]) -> None:
+    """Keep a complete figure (every part measured) for a later bench with idle_reuse_s."""
+    path = _idle_file(key)
+    parts = ["cpu_w", "ram_w"] + (["gpu_w"] if key[0].startswith("cuda") else [])
+    if path is None or any(idle.get(part) is None for part in parts):
+        return
+    with suppress(OSError):
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"measured_at": time.time(), "idle": idle}))
+        os.replace(tmp, path)  # whole, or not at all
 
 
 def _measure_idle(key: tuple[str, str], out: Any, workers: Workers) -> dict[str, Any] | None:
@@ -148,15 +171,12 @@ def _measure_idle(key: tuple[str, str], out: Any, workers: Workers) -> dict[str,
         why = (tail or [f"exit status {code}, no output"])[-1]
         out.print(f"[yellow]measuring idle power failed[/] ({escape(why)}); energy above idle will be absent")
         return None
-    with suppress(OSError):  # for a later bench with idle_reuse_s
-        path = _idle_file(key)
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        path.write_text(json.dumps({"measured_at": time.time(), "idle": idle}))
+    _remember_idle(key, idle)
     return idle
 
 
 def _import_tables() -> None:
-    with suppress(ImportError):
+    with suppress(Exception):  # the leaderboard says what is wrong, if anything is
         import pandas  # noqa: F401
 
 
@@ -170,9 +190,9 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
                   f"{len(runs) - len(todo)} already done, {len(todo)} to run → {escape(str(path))}")
         if not todo:
             return []
-        executor.warm_up(todo)  # e.g. the fork server's imports, while models are prepared
         tables = threading.Thread(target=_import_tables, name="import-pandas", daemon=True)
         tables.start()  # the leaderboard's pandas loads while the server starts, not after the runs
+        executor.warm_up(todo)  # e.g. the fork server's imports, while models are prepared
         helpers = helpers_of(executor)
         if not executor.prepares_models:  # else it does, on the nodes its runs go to
             prepare_models(todo, out, helpers)

@@ -148,9 +148,23 @@ class _ColdWorker:
 
     def wait(self, limit_s: float) -> None:
         """Return once the worker has ended (unreaped), or after ``limit_s``."""
-        end = time.monotonic() + limit_s
+        if hasattr(os, "pidfd_open"):  # readable when it ends (Linux >= 5.3)
+            try:
+                fd = os.pidfd_open(self.pid)
+            except OSError:
+                pass
+            else:
+                try:
+                    poller = select.poll()  # not select.select: that fails on descriptors past 1023
+                    poller.register(fd, select.POLLIN)
+                    poller.poll(limit_s * 1000)
+                finally:
+                    os.close(fd)
+                return
+        end, step = time.monotonic() + limit_s, 0.002
         while not self.exited() and time.monotonic() < end:
-            time.sleep(0.002)
+            time.sleep(step)
+            step = min(step * 2, 0.05)
 
     def reap(self) -> int:
         return self.proc.wait()

@@ -35,7 +35,10 @@ def test_the_key_follows_what_the_imports_depend_on(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PWD", str(tmp_path))
     assert key(False, ["method:prune.magnitude", "source:builtin"]) == base  # where a bench starts from
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # e.g. read once, when a library is imported
-    assert key(False, ["method:prune.magnitude", "source:builtin"]) != base
+    changed = key(False, ["method:prune.magnitude", "source:builtin"])
+    assert changed != base
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # `taskset -c 0 harness bench`: forked
+    assert key(False, ["method:prune.magnitude", "source:builtin"]) != changed  # workers inherit the daemon's
 
 
 @linux_only
@@ -55,6 +58,17 @@ def test_a_daemon_greets_each_driver_and_leaves_when_idle(tmp_path: Path) -> Non
                 driver.connect(path)
                 assert json.loads(driver.recv(1 << 16)) == {"cuda": False, "pid": 42, "ready": True}
             time.sleep(0.1)  # shorter than the idle limit: still there
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as rude, \
+                socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as polite:
+            rude.connect(path)
+            polite.connect(path)
+            assert json.loads(rude.recv(1 << 16))["ready"] and json.loads(polite.recv(1 << 16))["ready"]
+            rude.send(b"{not json")  # one driver talking nonsense is dropped, and no one else
+            assert rude.recv(1 << 16) == b""
+            assert thread.is_alive()
+            polite.send(json.dumps({"op": "reap", "id": 7}).encode())  # an id it never had: nothing happens
+            time.sleep(0.1)
+            assert thread.is_alive()
         thread.join(timeout=5)
         assert not thread.is_alive(), "the daemon did not leave when idle"
     finally:
@@ -115,7 +129,9 @@ def test_benches_share_one_daemon_and_a_killed_bench_loses_only_its_workers(tmp_
             if set(processes_tagged(tag)) == {pid}:
                 break
             time.sleep(0.1)
-        assert set(processes_tagged(tag)) == {pid}  # the worker went with its bench; the daemon stays
+        left = {p: (Path(f"/proc/{p}/cmdline").read_bytes()[:150], Path(f"/proc/{p}/stat").read_text()[:80])
+                for p in processes_tagged(tag)}
+        assert set(left) == {pid}, left  # the worker went with its bench; the daemon stays
         os.kill(pid, signal.SIGTERM)  # as `harness daemon --stop` does, for this test's daemon only
         for _ in range(50):
             if not alive(pid):
@@ -123,6 +139,9 @@ def test_benches_share_one_daemon_and_a_killed_bench_loses_only_its_workers(tmp_
             time.sleep(0.1)
         assert not alive(pid)
     finally:  # whatever failed: nothing of this test stays behind
+        for leftover in processes_tagged(tag):
+            os.kill(leftover, signal.SIGTERM)
+        time.sleep(0.2 if processes_tagged(tag) else 0)
         for leftover in processes_tagged(tag):
             os.kill(leftover, signal.SIGKILL)
     assert f"daemon {pid}" not in cli("daemon", env=env).stdout
@@ -133,13 +152,16 @@ def test_idle_power_is_reused_only_within_idle_reuse_s(monkeypatch: pytest.Monke
 
     from harness import bench
 
-    monkeypatch.setattr(bench, "runs_root", lambda: tmp_path)
-    calls = []
+    root = tmp_path / "harness-runs-test"
+    root.mkdir(mode=0o700)
+    monkeypatch.setattr(bench, "runs_root", lambda: root)
+    calls, ram_w = [], [3.0]
 
     class Helpers:  # stands in for the fork server's helper child: python -m harness.measure.idle
         def call(self, module: str, args: list[str]) -> tuple[int, list[str]]:
             calls.append((module, args))
-            return 0, [json.dumps({"cpu_w": 0.5, "ram_w": 3.0, "gpu_w": None, "seconds": 2.0, "provenance": "measured"})]
+            return 0, [json.dumps({"cpu_w": 0.5, "ram_w": ram_w[0], "gpu_w": None, "seconds": 2.0,
+                                   "provenance": "measured"})]
 
     def runs(reuse_s: float) -> list:
         measure = SimpleNamespace(energy=True, carbon_country="DEU", idle_reuse_s=reuse_s)
@@ -165,3 +187,11 @@ def test_idle_power_is_reused_only_within_idle_reuse_s(monkeypatch: pytest.Monke
     path.write_text(json.dumps(dict(json.loads(path.read_text()), measured_at=time.time() - 700)))
     bench.measure_idle_power(runs(600), out, Helpers())  # too old
     assert len(calls) == 4
+    path.unlink()
+    ram_w[0] = None  # a figure with a part absent is not kept for later benches
+    bench.measure_idle_power(runs(600), out, Helpers())
+    bench.measure_idle_power(runs(600), out, Helpers())
+    assert len(calls) == 6 and not path.exists()
+    path.write_text('{"measured_at": 1e12, "idle": {"cpu_w": 1}}')  # a broken file: measured afresh
+    bench.measure_idle_power(runs(600), out, Helpers())
+    assert len(calls) == 7

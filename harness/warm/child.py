@@ -118,6 +118,7 @@ def run(request: dict[str, Any], log_fd: int, gate_fd: int, server_pid: int, clo
     finally:
         with suppress(BaseException):
             _keep_torch_libraries()
+        with suppress(BaseException):
             atexit._run_exitfuncs()  # as an interpreter's exit would
         for stream in (sys.stdout, sys.stderr):
             with suppress(BaseException):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,10 +30,22 @@ class ServerGone(Exception):
     """The fork server cannot fork this run; the message says why (for the cold fallback)."""
 
 
+WORKER_MODES = ("warm", "daemon", "cold")
+_WARNED: set[str] = set()
+
+
 def workers_setting() -> str:
     """``$HARNESS_WORKERS``: warm (the default: one fork server per bench), daemon (one kept
-    between benches) or cold (a fresh interpreter per run)."""
-    return os.environ.get("HARNESS_WORKERS", "").strip().lower() or "warm"
+    between benches) or cold (a fresh interpreter per run); anything else is warm, said once."""
+    value = os.environ.get("HARNESS_WORKERS", "").strip().lower() or "warm"
+    if value not in WORKER_MODES:
+        if value in _WARNED:
+            return "warm"
+        _WARNED.add(value)
+        print(f"warning: HARNESS_WORKERS={value!r} is none of {', '.join(WORKER_MODES)}; runs are warm",
+              file=sys.stderr, flush=True)
+        return "warm"
+    return value
 
 
 def warm_unavailable() -> str | None:
@@ -137,11 +148,11 @@ class ForkServer:
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
         self.daemon_pid, self.mode = 0, WARM
-        target = self._connect if daemon else self._read
-        if not daemon:
+        if daemon:
+            self._connect(energy, sorted(uses or []))
+        else:
             self._spawn(energy, uses or [])
-        self.reader = threading.Thread(target=target, args=(energy, sorted(uses or [])) if daemon else (),
-                                       name="forkserver-reader", daemon=True)
+        self.reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)
         self.reader.start()
 
     def _spawn(self, energy: bool, uses: list[str]) -> None:
@@ -162,16 +173,16 @@ class ForkServer:
             theirs.close()
 
     def _connect(self, energy: bool, uses: list[str]) -> None:
-        """Connect to (or start) the daemon; where that fails, start this bench's own server."""
-        from harness.warm.daemon import DaemonError, connect
+        """Connect to the daemon (starting it where none runs: its imports take a while);
+        where that fails, start this bench's own server and say why."""
+        from harness.warm.daemon import connect
 
         try:
-            self.sock = connect(energy, uses, START_LIMIT_S)
-        except (DaemonError, OSError) as exc:
+            self.sock = connect(energy, uses, START_LIMIT_S / 2)
+        except Exception as exc:  # noqa: BLE001 (whatever it is, this bench goes on without it)
             print(f"warning: the fork server daemon cannot be used: {exc}; this bench starts its own",
                   file=sys.stderr, flush=True)
             self._spawn(energy, uses)
-        self._read()
 
     def _read(self) -> None:
         why = "the fork server ended"
@@ -226,9 +237,9 @@ class ForkServer:
         if self.proc is not None:
             with suppress(OSError):
                 self.proc.kill()
-        elif self.daemon_pid:  # a daemon that does not answer is of no use to any bench
+        elif self.sock is not None:  # a daemon serves other benches too: only this one lets go
             with suppress(OSError):
-                os.kill(self.daemon_pid, signal.SIGKILL)
+                self.sock.shutdown(socket.SHUT_RDWR)
 
     def wait_ready(self, stop: threading.Event | None = None) -> str:
         """Block until the server is ready (or ``stop`` is set); "" or why it cannot fork

@@ -8,12 +8,16 @@ leaves after ``$HARNESS_DAEMON_IDLE_S`` (default 600) seconds without a bench.
 
 Isolation is the per-bench server's: each run is a fresh fork in its own session, with the
 environment and working directory of the bench that asked for it; a bench that ends (or is
-killed) has its workers killed by the daemon. What a daemon imported cannot change under
-it: it serves only benches whose :func:`key` matches its own — the same interpreter, the
-same harness and plugin code (each file's size and mtime, the entry points' distributions),
-the same installed packages (the mtimes of the site-packages folders change with each
-install), the same environment, and the same preload (energy, the suite's plugins). A bench
-with anything else starts its own daemon; an unused one leaves on its own.
+killed) has its workers killed by the daemon, and the other benches it serves go on. What a
+daemon imported, and what its workers inherit from it rather than from their bench, cannot
+change under it: it serves only benches whose :func:`key` matches its own — the same
+interpreter; the same harness and plugin code (the size and mtime of each source file of
+the harness's packages, of each plugin's top-level package outside site-packages, and under
+``$PYTHONPATH``; the entry points' distributions); the same installed packages (the mtimes
+of the site-packages folders change with each install); the same environment; the same
+CPU affinity, niceness, umask, cgroup and resource limits; and the same preload (energy,
+the suite's plugins). A bench with anything else starts its own daemon; an unused one
+leaves on its own.
 
 Each daemon is a socket, a lock held for life (it holds the daemon's pid and start), and a
 log, under ``$TMPDIR/harness-runs-<uid>/daemons`` (mode 0700); ``harness daemon`` lists
@@ -27,11 +31,16 @@ import hashlib
 import importlib.util
 import json
 import os
+import resource
 import signal
 import site
 import socket
+import stat
+import struct
 import subprocess
 import sys
+import sysconfig
+import threading
 import time
 from contextlib import suppress
 from importlib.metadata import entry_points
@@ -43,7 +52,9 @@ IDLE_S = 600.0  # $HARNESS_DAEMON_IDLE_S
 VOLATILE = {"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "HARNESS_WORKER_MODE", "HARNESS_DAEMON_IDLE_S"}
 PACKAGES = ("harness", "harness_plugins")
 STALE_S = 3600.0  # the files of a daemon gone this long are removed
-MAX_PATH = 107  # sockaddr_un's sun_path, less its NUL
+MAX_PATH = 107
+MAX_LOG_BYTES = 1 << 20  # a daemon's log beyond this is started afresh
+MAX_WATCHED = 5000  # source files outside the installed packages a key may stat  # sockaddr_un's sun_path, less its NUL
 
 
 class DaemonError(Exception):
@@ -57,19 +68,55 @@ def idle_s() -> float:
         return IDLE_S
 
 
-def _code() -> list:
-    """Size and mtime of every source file of the harness's own packages, and the
-    distributions behind the ``harness`` entry points."""
-    files = []
-    for package in PACKAGES:
-        spec = importlib.util.find_spec(package)
-        for root in (spec.submodule_search_locations or []) if spec else []:
-            for path in sorted(Path(root).rglob("*.py")):
+def _files(roots: list[Path], limit: int = MAX_WATCHED) -> list:
+    """Size and mtime of the ``.py`` files under ``roots`` (a folder's tree, or one file)."""
+    files: list = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            with suppress(OSError):
                 info = path.stat()
                 files.append([str(path), info.st_size, info.st_mtime_ns])
+            if len(files) > limit:
+                raise DaemonError(f"more than {limit} source files to watch (under {root}); "
+                                  "a daemon could not tell when they change")
+    return files
+
+
+def _code() -> list:
+    """What the daemon's imports read from outside the installed packages: the harness's
+    own packages, each plugin's top-level package where it lies outside site-packages
+    (editable installs, ``$HARNESS_PLUGINS`` modules found on ``$PYTHONPATH``), the folders
+    named in ``$PYTHONPATH`` (resolved against the cwd), and the ``harness`` entry points.
+    The same for every driver, whatever it has imported itself."""
+    points = list(entry_points(group="harness"))
+    names = {*PACKAGES, *(ep.module.split(".")[0] for ep in points),
+             *(n.strip().split(".")[0] for n in os.environ.get("HARNESS_PLUGINS", "").split(",") if n.strip())}
+    installed = tuple(_site_folders() + [sysconfig.get_paths()["stdlib"]])
+    roots = []
+    for name in sorted(names):
+        with suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(name)  # a top-level name: nothing is imported
+            places = list(spec.submodule_search_locations or []) if spec else []
+            places = places or ([spec.origin] if spec and spec.origin else [])
+            roots += [Path(p) for p in places if p and not p.startswith(installed) and os.path.exists(p)]
+    paths = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    roots += [Path(p) for p in paths if os.path.isdir(p)]
     plugins = sorted(f"{ep.name}={ep.value}@{ep.dist.name if ep.dist else ''}{ep.dist.version if ep.dist else ''}"
-                     for ep in entry_points(group="harness"))
-    return [files, plugins]
+                     for ep in points)
+    return [_files(sorted(set(roots))), paths, plugins]
+
+
+def _process() -> list:
+    """What a forked worker inherits from the daemon rather than from its bench: CPU
+    affinity, niceness, umask, cgroup (a Slurm job's, a systemd scope's), resource limits."""
+    umask = os.umask(0)
+    os.umask(umask)
+    limits = {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource) if name.startswith("RLIMIT_")}
+    try:
+        cgroup = Path("/proc/self/cgroup").read_text()
+    except OSError:
+        cgroup = ""
+    return [sorted(os.sched_getaffinity(0)), os.getpriority(os.PRIO_PROCESS, 0), umask, cgroup, sorted(limits.items())]
 
 
 def _site_folders() -> list[str]:
@@ -80,16 +127,33 @@ def _site_folders() -> list[str]:
 
 
 def key(energy: bool, uses: list[str]) -> str:
-    """What a daemon's imports depend on, hashed: a daemon serves only its own key."""
+    """What a daemon's imports and its workers depend on, hashed: a daemon serves only its
+    own key (raises :class:`DaemonError` where that cannot be told)."""
     installs = [[p, os.stat(p).st_mtime_ns] for p in _site_folders()]
     env = sorted((k, v) for k, v in os.environ.items() if k not in VOLATILE)
-    parts = [sys.executable, sys.version, installs, env, _code(), energy, sorted(uses)]
+    parts = [sys.executable, sys.version, installs, env, _code(), _process(), energy, sorted(uses)]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
 
+def private(path: Path) -> bool:
+    """Whether ``path`` is a folder of this user's that no one else may enter."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
 def home() -> Path:
-    path = runs_root() / "daemons"
-    path.mkdir(mode=0o700, exist_ok=True)
+    """The daemons' folder: this user's own (0700), inside the per-user runs folder."""
+    root = runs_root()
+    if not root.name.startswith("harness-runs-") or not private(root):
+        raise DaemonError(f"no private folder for its socket ({root} is not this user's alone)")
+    path = root / "daemons"
+    with suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    if not private(path):
+        raise DaemonError(f"{path} is not this user's alone (mode 0700); remove it")
     return path
 
 
@@ -98,32 +162,65 @@ def connect(energy: bool, uses: list[str], limit_s: float) -> socket.socket:
     path = home() / f"{key(energy, uses)}.sock"
     if len(os.fsencode(path)) > MAX_PATH:
         raise DaemonError(f"its socket path is longer than {MAX_PATH} bytes ({path}); set TMPDIR shorter")
-    sock = _try(path)
-    if sock is not None:
-        return sock
-    with open(path.with_suffix(".log"), "ab") as log:
-        argv = python_command("harness.warm.daemon", str(path), f"--idle={idle_s():g}")
-        proc = subprocess.Popen(argv + (["--energy"] if energy else []) + [f"--uses={','.join(uses)}"],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # not ended by the terminal's Ctrl-C
-    end = time.monotonic() + limit_s
+    end, proc = time.monotonic() + limit_s, None
     while time.monotonic() < end:
         sock = _try(path)
         if sock is not None:
             return sock
-        if proc.poll() not in (None, 0):  # 0: another daemon of this key holds the lock: wait for it
+        if proc is not None and proc.poll() not in (None, 0):
             raise DaemonError(f"it failed to start: {_last_line(path.with_suffix('.log'))}")
+        if (proc is None or proc.poll() == 0) and not _held(path.with_suffix(".lock")):
+            proc = _start(path, energy, uses)  # none runs (or the one that held the lock has gone)
         time.sleep(0.02)
     raise DaemonError(f"it did not listen within {limit_s:g} s (its log: {path.with_suffix('.log')})")
 
 
+def _held(lock: Path) -> bool:
+    """Whether a live daemon holds ``lock`` (it does from its start to its end)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # not ours to judge (a link?): the daemon that opens it will refuse
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases a lock taken just now
+    return False
+
+
+def _start(path: Path, energy: bool, uses: list[str]) -> subprocess.Popen:
+    log_path = path.with_suffix(".log")
+    with suppress(OSError):
+        if log_path.stat().st_size > MAX_LOG_BYTES:
+            log_path.unlink()
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    try:
+        argv = python_command("harness.warm.daemon", str(path), f"--idle={idle_s():g}")
+        proc = subprocess.Popen(argv + (["--energy"] if energy else []) + [f"--uses={','.join(uses)}"],
+                                stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # not ended by the terminal's Ctrl-C
+    finally:
+        os.close(fd)
+    threading.Thread(target=proc.wait, name="daemon-reaper", daemon=True).start()  # no zombie when it leaves
+    return proc
+
+
 def _try(path: Path) -> socket.socket | None:
+    """A connection to the socket at ``path``, if a process of this user listens there."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         sock.connect(str(path))
+        uid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
     except OSError:
         sock.close()
         return None
+    if uid != os.getuid():
+        sock.close()
+        raise DaemonError(f"a process of uid {uid} listens at {path}")
     return sock
 
 
@@ -140,7 +237,7 @@ def serve(path: Path, idle: float, energy: bool, uses: list[str]) -> int:
     connected. The lock ``path.lock`` is held for life: a second daemon of the key leaves."""
     from harness.warm.server import Server, warm_up
 
-    lock = open(path.with_suffix(".lock"), "a+")
+    lock = os.fdopen(os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600), "r+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -149,7 +246,7 @@ def serve(path: Path, idle: float, energy: bool, uses: list[str]) -> int:
     lock.write(json.dumps({"pid": os.getpid(), "started": time.time(), "idle_s": idle, "energy": energy,
                            "uses": uses}))
     lock.flush()
-    signal.signal(signal.SIGTERM, _leave)  # `harness daemon stop`: end the workers, remove the socket
+    signal.signal(signal.SIGTERM, _leave)  # `harness daemon --stop`: end the workers, remove the socket
     nvml_inits, cuda = warm_up(energy, uses)
     if path.exists():
         path.unlink()  # left by a daemon that was killed: no one listens there (we hold the lock)
@@ -158,7 +255,8 @@ def serve(path: Path, idle: float, energy: bool, uses: list[str]) -> int:
     listener.listen(16)
     print(f"fork server daemon {os.getpid()} serving at {path}; leaves after {idle:g} s idle", flush=True)
     try:
-        Server(nvml_inits, listener=listener, idle_s=idle, hello={"cuda": cuda, "pid": os.getpid()}).serve()
+        Server(nvml_inits, listener=listener, idle_s=idle, hello={"cuda": cuda, "pid": os.getpid()},
+               keep_fds=(lock.fileno(),)).serve()  # a worker must not hold the lock after the daemon
     finally:
         path.unlink(missing_ok=True)
         listener.close()
@@ -175,15 +273,14 @@ def running() -> list[dict]:
     each with its ``key``; the files of daemons long gone are removed on the way."""
     alive = []
     for lock in sorted(home().glob("*.lock")):
-        with open(lock, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # held: its daemon lives
-                fh.seek(0)
-                with suppress(ValueError):
+        if _held(lock):
+            with suppress(OSError, ValueError):
+                fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd) as fh:
                     alive.append(dict(json.loads(fh.read() or "{}"), key=lock.stem))
-                continue
-            if time.time() - lock.stat().st_mtime > STALE_S:
+            continue
+        with suppress(OSError):
+            if time.time() - lock.lstat().st_mtime > STALE_S:
                 for suffix in (".sock", ".log", ".lock"):
                     lock.with_suffix(suffix).unlink(missing_ok=True)
     return alive

@@ -100,9 +100,10 @@ class Server:
     (``listener``), for every driver that connects, until ``idle_s`` pass with none."""
 
     def __init__(self, nvml_inits: int, conn: socket.socket | None = None, listener: socket.socket | None = None,
-                 idle_s: float = float("inf"), hello: dict[str, Any] | None = None):
+                 idle_s: float = float("inf"), hello: dict[str, Any] | None = None, keep_fds: tuple[int, ...] = ()):
         self.nvml_inits, self.pid, self.listener, self.idle_s = nvml_inits, os.getpid(), listener, idle_s
-        self.hello = hello or {}
+        self.hello, self.keep_fds = hello or {}, keep_fds  # keep_fds: the server's own (a daemon's lock)
+        self.killed: set[int] = set()  # workers of gone drivers, killed, reaped as they end
         self.conns: dict[int, Connection] = {}
         self.poller = select.poll()
         self.wake_r, self.wake_w = os.pipe()
@@ -132,15 +133,10 @@ class Server:
                     self.check_children(conn)
                 if self.listener is not None and self.listener.fileno() in events:
                     self.accept()
+                self.reap_killed()
                 for fd in [fd for fd in events if fd in self.conns]:
-                    conn = self.conns[fd]
-                    data, fds, _, _ = socket.recv_fds(conn.sock, MAX_MESSAGE, 4)
-                    if data:
-                        self.handle(conn, json.loads(data), fds)
-                        continue
-                    self.drop(conn)  # the driver closed the socket, or is gone
-                    if self.listener is None:
-                        return
+                    if not self.receive(self.conns[fd]) and self.listener is None:
+                        return  # a bench's own server ends with its driver
                 if self.conns:
                     last_busy = time.monotonic()
                 elif time.monotonic() - last_busy > self.idle_s:
@@ -148,6 +144,29 @@ class Server:
         finally:
             for conn in list(self.conns.values()):
                 self.drop(conn)
+            for pid in self.killed:
+                with suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+
+    def receive(self, conn: Connection) -> bool:
+        """Handle one message of ``conn``; False when that driver is gone (closed, reset, or
+        talking nonsense): its workers are killed, and the other drivers' go on."""
+        try:
+            data, fds, _, _ = socket.recv_fds(conn.sock, MAX_MESSAGE, 4)
+            if data:
+                self.handle(conn, json.loads(data), fds)
+                return True
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        self.drop(conn)
+        return False
+
+    def reap_killed(self) -> None:
+        for pid in list(self.killed):
+            with suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            self.killed.discard(pid)
 
     def accept(self) -> None:
         with suppress(OSError):
@@ -170,20 +189,20 @@ class Server:
     def handle(self, conn: Connection, message: dict[str, Any], fds: list[int]) -> None:
         if message.get("op") == "run" and len(fds) == 1:
             self.fork(conn, message, fds[0])
-        elif message.get("op") == "reap":
+        elif message.get("op") == "reap" and not fds:
             pid = conn.ids.pop(message["id"], None)
-            if pid is not None:
-                with suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
+            if pid is not None:  # reported ended (or killed by the driver, group and all): no wait
+                self.killed.add(pid)
                 conn.children.pop(pid, None)
                 conn.reported.discard(pid)
+                self.reap_killed()
         else:
             for fd in fds:
                 os.close(fd)
 
     def _own_fds(self) -> list[int]:
         """What a forked child must not keep: every socket and the wake-up pipe."""
-        fds = [c.sock.fileno() for c in self.conns.values()] + [self.wake_r, self.wake_w]
+        fds = [c.sock.fileno() for c in self.conns.values()] + [self.wake_r, self.wake_w, *self.keep_fds]
         return fds + ([self.listener.fileno()] if self.listener is not None else [])
 
     def fork(self, conn: Connection, request: dict[str, Any], log_fd: int) -> None:
@@ -193,9 +212,9 @@ class Server:
                 stream.flush()
             pid = os.fork()
         except OSError as exc:
-            send(conn.sock, {"id": request["id"], "error": f"fork failed: {exc}"})
             for fd in (gate_r, gate_w, log_fd):
                 os.close(fd)
+            send(conn.sock, {"id": request["id"], "error": f"fork failed: {exc}"})
             return
         if pid == 0:
             os.close(gate_r)
@@ -227,16 +246,17 @@ class Server:
                 send(conn.sock, {"id": rid, "status": code})
 
     def end_all(self, conn: Connection) -> None:
+        """Kill a gone driver's workers (each with its process group); they are reaped as
+        they end, without holding up the other drivers."""
         for pid in conn.children:
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             with suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        for pid in conn.children:
-            with suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+        self.killed.update(conn.children)
         conn.children.clear()
         conn.ids.clear()
+        self.reap_killed()
 
 
 def warm_up(energy: bool, uses: list[str]) -> tuple[int, bool]:
