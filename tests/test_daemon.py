@@ -25,7 +25,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 
 def test_the_key_follows_what_the_imports_depend_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from harness.warm.daemon import key
+    from harness.warm.daemon_key import key
 
     base = key(False, ["method:prune.magnitude", "source:builtin"])
     assert key(False, ["source:builtin", "method:prune.magnitude"]) == base  # order does not matter

@@ -20,6 +20,7 @@ children (model preparation, idle power) are forked from the same server.
 from __future__ import annotations
 
 import os
+import sys
 
 MODE_VAR = "HARNESS_WORKER_MODE"  # set in each worker's environment; environment.py records it
 WARM = "warm: forked from a fork server"
@@ -33,3 +34,30 @@ def cold(reason: str = "") -> str:
 def worker_mode() -> str:
     """This worker's mode, as its executor set it."""
     return os.environ.get(MODE_VAR) or cold()
+
+
+WORKER_MODES = ("warm", "daemon", "cold")
+_WARNED: set[str] = set()
+
+
+def workers_setting() -> str:
+    """``$HARNESS_WORKERS``: warm (the default: one fork server per bench), daemon (one kept
+    between benches) or cold (a fresh interpreter per run); anything else is warm, said once."""
+    value = os.environ.get("HARNESS_WORKERS", "").strip().lower() or "warm"
+    if value not in WORKER_MODES:
+        if value in _WARNED:
+            return "warm"
+        _WARNED.add(value)
+        print(f"warning: HARNESS_WORKERS={value!r} is none of {', '.join(WORKER_MODES)}; runs are warm",
+              file=sys.stderr, flush=True)
+        return "warm"
+    return value
+
+
+def warm_unavailable() -> str | None:
+    """Why no run of this process may be forked from a fork server, or None."""
+    if workers_setting() == "cold":
+        return "HARNESS_WORKERS=cold"
+    if not sys.platform.startswith("linux"):
+        return f"no fork server on {sys.platform}: fork is only trusted on Linux"
+    return None

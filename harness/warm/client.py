@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.process import python_command
-from harness.warm import WARM
+from harness.warm import WARM, warm_unavailable, workers_setting  # noqa: F401 (the executor's)
 
 START_LIMIT_S = 120.0  # the server's imports (and codecarbon's set-up) must be done by then
 REPLY_LIMIT_S = 30.0  # a fork's pid, or a killed worker's status, must come back by then
@@ -28,33 +28,6 @@ REPLY_LIMIT_S = 30.0  # a fork's pid, or a killed worker's status, must come bac
 
 class ServerGone(Exception):
     """The fork server cannot fork this run; the message says why (for the cold fallback)."""
-
-
-WORKER_MODES = ("warm", "daemon", "cold")
-_WARNED: set[str] = set()
-
-
-def workers_setting() -> str:
-    """``$HARNESS_WORKERS``: warm (the default: one fork server per bench), daemon (one kept
-    between benches) or cold (a fresh interpreter per run); anything else is warm, said once."""
-    value = os.environ.get("HARNESS_WORKERS", "").strip().lower() or "warm"
-    if value not in WORKER_MODES:
-        if value in _WARNED:
-            return "warm"
-        _WARNED.add(value)
-        print(f"warning: HARNESS_WORKERS={value!r} is none of {', '.join(WORKER_MODES)}; runs are warm",
-              file=sys.stderr, flush=True)
-        return "warm"
-    return value
-
-
-def warm_unavailable() -> str | None:
-    """Why no run of this process may be forked from a fork server, or None."""
-    if workers_setting() == "cold":
-        return "HARNESS_WORKERS=cold"
-    if not sys.platform.startswith("linux"):
-        return f"no fork server on {sys.platform}: fork is only trusted on Linux"
-    return None
 
 
 class WarmWorker:
