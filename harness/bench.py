@@ -20,7 +20,7 @@ from harness.errors import UsageError
 from harness.params import nearest
 from harness.plan import build_plan, select
 from harness.plugins import PluginSet
-from harness.process import runs_root
+from harness.process import private_runs_root
 from harness.result import RunResult
 from harness.results import finished_ids, read_results, results_file
 from harness.results_store import ResultsStore
@@ -123,10 +123,8 @@ def _idle_file(key: tuple[str, str]) -> Path | None:
     """Where this host's idle figure for ``key`` is kept: per device as the runs see it
     (``CUDA_VISIBLE_DEVICES`` too) and carbon country, in this user's private runs folder
     (None where there is none)."""
-    from harness.warm.daemon import private
-
-    root = runs_root()
-    if not root.name.startswith("harness-runs-") or not private(root):
+    root = private_runs_root()
+    if root is None:
         return None
     ident = [socket.gethostname(), *key, os.environ.get("CUDA_VISIBLE_DEVICES")]
     return root / "idle" / f"{hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]}.json"

@@ -170,6 +170,31 @@ RUN_DIR_PREFIX = "harness-run-"  # + the driver's pid + "-"
 LOCK = ".lock"  # held by the driver while its run dir is in use
 
 
+def tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of the text file ``path`` ("" where it cannot be read)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def private(path: Path) -> bool:
+    """Whether ``path`` is a folder of this user's that no one else may enter."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
+def private_runs_root() -> Path | None:
+    """:func:`runs_root` where it is this user's own folder (mode 0700), else None: the
+    place for what another user must not plant or read (a daemon's socket, kept figures)."""
+    root = runs_root()
+    return root if root.name.startswith("harness-runs-") and private(root) else None
+
+
 def runs_root() -> Path:
     """The parent of run dirs: ``$TMPDIR/harness-runs-<uid>``, or the temp dir itself
     where that cannot be made this user's own."""

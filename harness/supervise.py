@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from harness.process import ProcessTree, python_command, run_dir, runs_root
+from harness.process import ProcessTree, python_command, run_dir, runs_root, tail
 from harness.result import RunResult
 from harness.spec import RunSpec
 from harness.warm import MODE_VAR, cold
@@ -41,14 +41,6 @@ TAIL_LINES = 30
 LOG_CAP_BYTES = 2 << 20  # a run's log: the first and the last MiB of its output; $HARNESS_LOG_CAP_BYTES
 SCAN_EVERY_S = 0.5  # how often the worker's process tree is recorded
 DRAIN_S = 2.0  # once the worker has ended, how long its last output may take to arrive
-
-
-def _tail(path: Path, lines: int = TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 def _death(returncode: int) -> str:
@@ -269,14 +261,14 @@ def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | Non
         timing = {"started": started, "duration_s": time.monotonic() - t0}
         if why == "timeout":
             return RunResult.of(spec, "timeout", f"run exceeded timeout_s = {spec.timeout_s:g} and was killed\n"
-                                f"{_tail(log_path)}", **timing)
+                                f"{tail(log_path, TAIL_LINES)}", **timing)
         if why == "interrupted":
             return RunResult.of(spec, "failed", INTERRUPTED, **timing)
         if result_path.exists():
             result = RunResult.from_row(json.loads(result_path.read_text()))
-            tail = _tail(log_path, 10)
-            if result.status == "failed" and tail:
-                result.error = f"{result.error or ''}\n--- output tail ---\n{tail}"
+            last = tail(log_path, 10)
+            if result.status == "failed" and last:
+                result.error = f"{result.error or ''}\n--- output tail ---\n{last}"
             return result
         death = f"worker killed with the fork server ({why})" if why else _death(code)
-        return RunResult.of(spec, "failed", f"{death}\n{_tail(log_path)}", **timing)
+        return RunResult.of(spec, "failed", f"{death}\n{tail(log_path, TAIL_LINES)}", **timing)

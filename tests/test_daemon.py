@@ -154,7 +154,7 @@ def test_idle_power_is_reused_only_within_idle_reuse_s(monkeypatch: pytest.Monke
 
     root = tmp_path / "harness-runs-test"
     root.mkdir(mode=0o700)
-    monkeypatch.setattr(bench, "runs_root", lambda: root)
+    monkeypatch.setattr(bench, "private_runs_root", lambda: root)
     calls, ram_w = [], [3.0]
 
     class Helpers:  # stands in for the fork server's helper child: python -m harness.measure.idle

@@ -19,7 +19,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from harness.process import python_command
+from harness.process import python_command, tail
 from harness.warm import WARM, warm_unavailable, workers_setting  # noqa: F401 (the executor's)
 
 START_LIMIT_S = 120.0  # the server's imports (and codecarbon's set-up) must be done by then
@@ -192,7 +192,7 @@ class ForkServer:
         except (OSError, ValueError) as exc:
             why = f"the fork server's socket failed: {exc}"
         if not self.ready.is_set() and why == "the fork server ended":
-            why = f"the fork server failed to start: {self._log_tail() or 'it ended without a word'}"
+            why = f"the fork server failed to start: {tail(self.log_path, 1) or 'it ended without a word'}"
         self._gone(why)
 
     def _ready(self, message: dict[str, Any]) -> None:
@@ -201,12 +201,6 @@ class ForkServer:
             self.daemon_pid = int(message["pid"])
             self.mode = f"warm: forked from fork server daemon {self.daemon_pid} (kept between benches)"
         self.ready.set()
-
-    def _log_tail(self) -> str:
-        with suppress(OSError):
-            lines = self.log_path.read_text(errors="replace").strip().splitlines()
-            return lines[-1] if lines else ""
-        return ""
 
     def _gone(self, why: str) -> None:
         with self.lock:

@@ -31,7 +31,6 @@ import json
 import os
 import signal
 import socket
-import stat
 import struct
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-from harness.process import python_command, runs_root
+from harness.process import private, private_runs_root, python_command, runs_root, tail
 from harness.warm.daemon_key import DaemonError, key  # noqa: F401 (DaemonError: the callers')
 
 IDLE_S = 600.0  # $HARNESS_DAEMON_IDLE_S
@@ -56,20 +55,11 @@ def idle_s() -> float:
         return IDLE_S
 
 
-def private(path: Path) -> bool:
-    """Whether ``path`` is a folder of this user's that no one else may enter."""
-    try:
-        info = path.lstat()
-    except OSError:
-        return False
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
-
-
 def home() -> Path:
     """The daemons' folder: this user's own (0700), inside the per-user runs folder."""
-    root = runs_root()
-    if not root.name.startswith("harness-runs-") or not private(root):
-        raise DaemonError(f"no private folder for its socket ({root} is not this user's alone)")
+    root = private_runs_root()
+    if root is None:
+        raise DaemonError(f"no private folder for its socket ({runs_root()} is not this user's alone)")
     path = root / "daemons"
     with suppress(FileExistsError):
         path.mkdir(mode=0o700)
@@ -89,7 +79,7 @@ def connect(energy: bool, uses: list[str], limit_s: float) -> socket.socket:
         if sock is not None:
             return sock
         if proc is not None and proc.poll() not in (None, 0):
-            raise DaemonError(f"it failed to start: {_last_line(path.with_suffix('.log'))}")
+            raise DaemonError(f"it failed to start: {tail(path.with_suffix('.log'), 1) or 'it ended without a word'}")
         if (proc is None or proc.poll() == 0) and not _held(path.with_suffix(".lock")):
             proc = _start(path, energy, uses)  # none runs (or the one that held the lock has gone)
         time.sleep(0.02)
@@ -143,14 +133,6 @@ def _try(path: Path) -> socket.socket | None:
         sock.close()
         raise DaemonError(f"a process of uid {uid} listens at {path}")
     return sock
-
-
-def _last_line(log: Path) -> str:
-    try:
-        lines = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "no log"
-    return lines[-1] if lines else "it ended without a word"
 
 
 def serve(path: Path, idle: float, energy: bool, uses: list[str]) -> int:
