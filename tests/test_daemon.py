@@ -195,3 +195,30 @@ def test_idle_power_is_reused_only_within_idle_reuse_s(monkeypatch: pytest.Monke
     path.write_text('{"measured_at": 1e12, "idle": {"cpu_w": 1}}')  # a broken file: measured afresh
     bench.measure_idle_power(runs(600), out, Helpers())
     assert len(calls) == 7
+
+
+def test_a_daemon_that_closes_before_greeting_is_retried(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from harness.warm import daemon
+    from harness.warm.client import ForkServer
+
+    peers, calls = [], []
+
+    def connect(energy: bool, uses: list[str], limit_s: float) -> socket.socket:
+        calls.append(uses)
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if len(calls) == 1:
+            theirs.close()  # left for idleness as this bench came: no greeting
+        else:
+            theirs.send(json.dumps({"ready": True, "cuda": False, "pid": 4242}).encode())
+            peers.append(theirs)
+        return mine
+
+    monkeypatch.setattr(daemon, "connect", connect)
+    server = ForkServer(tmp_path / "unused.log", uses=["source:builtin"], daemon=True)
+    try:
+        assert server.wait_ready() == "" and len(calls) == 2
+        assert server.mode == "warm: forked from fork server daemon 4242 (kept between benches)"
+    finally:
+        server.close()
+        for peer in peers:
+            peer.close()
