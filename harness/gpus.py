@@ -35,14 +35,12 @@ def _visible_entries(value: str) -> list[str]:
 
 
 def _nvml_uuids() -> list[str]:
+    from harness.measure.nvml import NvmlUnavailable, load_nvml
+
     try:
-        import pynvml
-    except ImportError:
-        raise GpusUnknown("nvidia-ml-py is not installed (pip install 'compression-harness[measure]')") from None
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:
-        raise GpusUnknown(f"NVML could not be initialised: {exc}") from None
+        pynvml = load_nvml()
+    except NvmlUnavailable as exc:
+        raise GpusUnknown(str(exc)) from None
     try:
         uuids = []
         for i in range(pynvml.nvmlDeviceGetCount()):
