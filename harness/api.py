@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from harness.metrics import Metric
+
 if TYPE_CHECKING:
     from harness.result import RunResult
     from harness.spec import RunSpec
+
+__all__ = ["Metric", "Outcomes", "Skip", "Method", "ModelSource", "TaskKind", "PreparedTask",
+           "Executor", "Reporter", "RunContext", "NoParams"]
 
 FAMILIES = ("none", "quantization", "pruning", "sparsity", "distillation", "training")
 NEEDS = ("calibration", "training", "teacher")
@@ -90,16 +95,38 @@ class ModelSource:
         """
 
 
+@dataclass
+class Outcomes:
+    """Per-sample outcomes of a task's primary quality metric, returned by
+    :meth:`PreparedTask.evaluate` under the key ``"outcomes"``: the verdict pairs them
+    with the baseline's, sample by sample (so keep the order fixed for every method).
+
+    ``metric`` names a metric of :mod:`harness.metrics` (built-in or declared in
+    ``TaskKind.metrics``) or is a :class:`~harness.metrics.Metric` itself (a metric only
+    known at run time, e.g. lm-eval's own). The metric's ``aggregate`` of ``values``
+    (weighted by ``weights``) must equal the figure ``evaluate`` returns for it: 0/1
+    correctness per example for accuracy, mean negative log-likelihood per token of
+    each window (weights: tokens) for perplexity.
+    """
+
+    metric: str | Metric
+    values: list[float]
+    weights: list[float] | None = None
+
+
 class TaskKind:
     """A kind of evaluation (``classification``, ``lm-eval``, ...).
 
     ``Config`` is the dataclass of the task's own keys in the suite (everything except
-    ``name``, ``kind`` and ``models``).
+    ``name``, ``kind`` and ``models``). ``metrics`` declares quality metrics this kind
+    reports that :mod:`harness.metrics` does not define yet (name, label, unit,
+    direction); its :class:`Outcomes` name the primary one.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Config: ClassVar[type] = NoParams
+    metrics: ClassVar[tuple[Metric, ...]] = ()
     # Modules a warm worker imports once, before it forks each run (heavy libraries that
     # this plugin's load/prepare/apply import), so that no run pays for them; a suite
     # preloads those of the plugins its runs use.
@@ -116,8 +143,10 @@ class TaskKind:
 class PreparedTask:
     """A task with its data loaded, as the worker and methods use it."""
 
-    def evaluate(self, model: Any) -> dict[str, float]:
-        """Quality metrics; ``accuracy`` and ``accuracy_stderr`` where they apply."""
+    def evaluate(self, model: Any) -> dict[str, Any]:
+        """Quality metrics; ``accuracy`` and ``accuracy_stderr`` where they apply, and
+        ``"outcomes"``: the per-sample :class:`Outcomes` of the primary metric (without
+        them the run gets no paired verdict against the baseline)."""
         raise NotImplementedError
 
     def example_input(self, batch_size: int) -> Any:

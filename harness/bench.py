@@ -217,7 +217,7 @@ def _execute(todo: list[RunSpec], plugins: PluginSet, executor: Any, store: Resu
         produced.append(result)
         note = result.first_error_line if result.status != "ok" else ""
         progress.finish(spec.label, result.status, result.duration_s, note)
-        for plugin, exc in plugins.call_each("harness_result", result=result.to_row()):
+        for plugin, exc in plugins.call_each("harness_result", result=result.to_row(samples=False)):
             out.print(f"[yellow]plugin '{escape(plugin)}' failed in harness_result:[/] {escape(str(exc))}")
 
     executor.run(todo, store.path.parent / "logs", on_start, on_result)

@@ -70,7 +70,7 @@ def leaderboard_table(frame: Any, title: str, width: int | None = None,
     index = [columns.index(c) for c in shown]
     previous = None
     for record, cells in zip(frame.to_dict("records"), rows):
-        group = (record["suite"], record["model"], record["task"])
+        group = (record["suite"], record["model"], record["task"], record.get("compile"))  # eager apart from compiled
         if previous is not None and group != previous:
             table.add_section()
         previous = group
@@ -84,6 +84,13 @@ def leaderboard_table(frame: Any, title: str, width: int | None = None,
     if dropped:
         notes.append(f"(… {len(dropped)} more columns: {', '.join(dropped)}; --wide shows all, --columns picks)")
     keys = "empty = not measured"
+    if "holds" in frame.columns and frame["holds"].notna().any():
+        keys += ("; holds = paired verdict on the task's primary metric at the gate (yes / no / inconclusive: "
+                 "more samples needed; docs/verdicts.md)")
+    if "untrained_weights" in frame.columns and (frame["untrained_weights"].fillna(0) > 0).any():
+        from harness.report.columns import UNTRAINED
+
+        keys += f"; {UNTRAINED[0]} {UNTRAINED[1]}"
     if frame["estimated"].astype(bool).any():
         keys += "; * estimated, not measured (see each row's provenance)"
     if (frame["timing_caveat"] == "noisy").any():

@@ -1,7 +1,9 @@
 """Results rows → one comparable table (pandas), with deltas against the baseline.
 
 Each run is compared with the baseline of its own (suite, model, task) and torch.compile
-mode: a compiled int8 run with the compiled baseline, an eager one with the eager baseline.
+mode: a compiled int8 run with the compiled baseline, an eager one with the eager baseline
+(and its speed with the eager baseline's too: ``speedup_vs_eager``). Quality is judged on
+the task's primary metric, in its own direction, by a paired verdict (:mod:`harness.verdict`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ COLUMNS = [
     "model", "task", "method", "status", "accuracy", "accuracy_stderr", "accuracy_ratio",
     "latency_ms_p50", "latency_ms_p99", "throughput_sps", "speedup", "size_mb", "size_ratio",
     "params", "sparsity", "peak_mem_mb", "energy_j_per_1k", "dynamic_energy_j_per_1k", "co2_g_per_1k",
-    "cost_usd_per_1m", "compress_s", "compile", "compile_s", "timing_mode", "holds_accuracy", "ttft_ms",
-    "decode_tokens_per_s",
+    "cost_usd_per_1m", "compress_s", "compile", "compile_s", "timing_mode", "holds", "ttft_ms",
+    "decode_tokens_per_s", "quality_metric", "quality", "retained", "retained_lo", "retained_hi", "p_value",
+    "samples_needed", "verdict", "speedup_vs_eager",
 ]
 # Figures copied from a row's metrics as they are (absent stays empty, never 0).
 METRIC_COLUMNS = [
@@ -26,7 +29,7 @@ METRIC_COLUMNS = [
     "cpu_energy_j_per_1k", "ram_energy_j_per_1k", "gpu_energy_j_per_1k", "co2_g_per_1k",
     "cost_usd_per_1m", "compress_s", "compile_s", "ttft_ms", "decode_tokens_per_s",
     "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean", "macro_f1", "cosine_mean", "max_abs_diff",
-    "compress_energy_j", "sustained_throughput_sps",
+    "compress_energy_j", "sustained_throughput_sps", "embedding_sparsity", "untrained_weights",
 ]
 # After COLUMNS in the frame: the other figures, then bookkeeping.
 EXTRA_COLUMNS = [c for c in METRIC_COLUMNS if c not in COLUMNS] + [
@@ -35,12 +38,55 @@ EXTRA_COLUMNS = [c for c in METRIC_COLUMNS if c not in COLUMNS] + [
 ]
 
 
+def _quality_verdicts(frame: Any, results: dict[str, RunResult], base_ids: list[Any]) -> None:
+    """Fill the quality columns: the primary metric, its value, and the paired verdict
+    against the baseline's run (``base_ids``: that run's id per row, or None)."""
+    from harness.metrics import metric_of
+    from harness.outcomes import read_samples
+    from harness.verdict import judge_quality
+
+    samples: dict[str, Any] = {}
+
+    def samples_of(run_id: str) -> Any:
+        if run_id not in samples:
+            samples[run_id] = read_samples(results[run_id].results_dir, run_id) \
+                if results[run_id].samples is None else results[run_id].samples
+        return samples[run_id]
+
+    out: dict[str, list[Any]] = {k: [] for k in ("quality_metric", "quality", "retained", "retained_lo",
+                                                  "retained_hi", "p_value", "samples_needed", "holds", "verdict")}
+    for run_id, base_id, gate in zip(frame["run_id"], base_ids, frame["gate"]):
+        result = results[run_id]
+        metric = metric_of(result.metrics) if result.status == "ok" else None
+        value = result.metrics.get(metric.name) if metric else None
+        base = results.get(base_id) if isinstance(base_id, str) else None
+        base_value = base.metrics.get(metric.name) if metric and base and metric_of(base.metrics) == metric else None
+        if metric is None or not isinstance(value, (int, float)):
+            judged = None
+        else:
+            judged = judge_quality(metric, value, base_value, gate,
+                                   samples_of(base.run_id) if base_value is not None else None, samples_of(run_id),
+                                   untrained=bool(result.metrics.get("untrained_weights")))
+        out["quality_metric"].append(metric.name if metric else None)
+        out["quality"].append(value if metric else None)
+        for key, attr in (("retained", "retained"), ("retained_lo", "lo"), ("retained_hi", "hi"),
+                          ("p_value", "p_mcnemar"), ("samples_needed", "n_needed")):
+            out[key].append(getattr(judged, attr) if judged else None)
+        out["holds"].append((judged.holds or None) if judged else None)
+        out["verdict"].append(judged.why if judged else "")
+    for key, values in out.items():
+        frame[key] = values
+
+
 def latest(results: list[RunResult]) -> list[RunResult]:
     """The last result per (suite, model, task, method), in first-seen order."""
     last: dict[tuple, RunResult] = {}
     for result in results:
         last[(result.suite, result.model, result.task, result.method)] = result
     return list(last.values())
+
+
+HOLDS_ORDER = {"yes": 0, "inconclusive": 1, "no": 3}
 
 
 def _estimated(result: RunResult) -> list[str]:
@@ -111,6 +157,13 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
                          index=frame.index, dtype="float64")
 
     frame["accuracy_ratio"] = frame["accuracy"] / from_base("accuracy")
+    by_id = {r.run_id: r for r in latest(results)}
+    base_ids = [base["run_id"].get(k) if k in base.index else None for k in keys]
+    _quality_verdicts(frame, by_id, base_ids)
+    eager = pd.Series([base["throughput_sps"].get((s, m, t, "none")) for s, m, t, _ in keys],
+                      index=frame.index, dtype="float64")
+    frame["speedup_vs_eager"] = frame["throughput_sps"] / eager
+    frame.loc[frame["compile"] == "none", "speedup_vs_eager"] = None
     frame["accuracy_delta"] = frame["accuracy"] - from_base("accuracy")
     frame["speedup"] = frame["throughput_sps"] / from_base("throughput_sps")
     frame["size_ratio"] = from_base("size_mb") / frame["size_mb"]
@@ -120,16 +173,14 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
         [break_even_inferences(c, b, m) for c, b, m in
          zip(frame["compress_energy_j"], from_base("energy_j_per_1k"), frame["energy_j_per_1k"])],
         index=frame.index, dtype="float64")
-    holds = frame["accuracy_ratio"] >= frame["gate"]
-    frame["holds_accuracy"] = holds.where(frame["accuracy_ratio"].notna(), None).astype("object")
-
     ok = frame["status"] == "ok"
     frame["_ok"] = ok
     frame["_mode"] = frame["compile"].map({m: i for i, m in enumerate(COMPILE_MODES)}).fillna(len(COMPILE_MODES))
-    frame["_holds"] = frame["holds_accuracy"].fillna(False).astype(bool)
+    # holds first, then inconclusive, then what has no verdict, then what does not hold
+    frame["_holds"] = frame["holds"].map(HOLDS_ORDER).fillna(2)
     frame = frame.sort_values(
         ["suite", "model", "task", "_mode", "_ok", "_holds", "speedup", "size_ratio"],
-        ascending=[True, True, True, True, False, False, False, False], na_position="last", kind="stable")
+        ascending=[True, True, True, True, False, True, False, False], na_position="last", kind="stable")
     frame["rank"] = frame.groupby(["suite", "model", "task", "compile"]).cumcount() + 1
     frame.loc[~frame["_ok"], "rank"] = None
     _only_if_used(frame, "compile", "none")

@@ -35,6 +35,11 @@ class RunResult:
     provenance: dict[str, str] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict)  # the RunSpec as JSON
+    # Per-sample outcomes of the primary metric (harness.outcomes): carried from the
+    # worker to the driver, which stores them in samples/<run_id>.json, not in the row.
+    samples: dict[str, Any] | None = None
+    # Where a row read from disk came from (its suite's results directory): not stored.
+    results_dir: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, spec: RunSpec, status: str, error: str | None = None, *,
@@ -58,10 +63,12 @@ class RunResult:
     def accuracy_gate(self) -> float:
         return float(self.spec.get("accuracy_gate", 0.99))
 
-    def to_row(self) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
-        if row["error"] is None:
-            del row["error"]
+    def to_row(self, samples: bool = True) -> dict[str, Any]:
+        """The row as JSON values; ``samples=False``: as results.jsonl stores it."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "results_dir"}
+        for key in ("error", "samples"):
+            if row[key] is None or key == "samples" and not samples:
+                del row[key]
         return row
 
     @classmethod
@@ -91,5 +98,5 @@ def _type_names(types: Any) -> str:
 SHAPE: dict[str, Any] = {
     "run_id": str, "suite": str, "model": str, "method": str, "task": str, "status": str,
     "device": str, "started_at": str, "duration_s": (int, float), "error": str, "steps": list,
-    "metrics": dict, "provenance": dict, "env": dict, "spec": dict,
+    "metrics": dict, "provenance": dict, "env": dict, "spec": dict, "samples": dict,
 }

@@ -47,6 +47,7 @@ def read_results(path: Path, warn: bool = True) -> list[RunResult]:
                 continue
             try:
                 rows.append(RunResult.from_row(row))
+                rows[-1].results_dir = path.parent
             except ValueError as exc:
                 if warn:
                     print(f"{path}:{number}: skipping a row of the wrong shape ({exc})", file=sys.stderr)

@@ -87,7 +87,11 @@ class ResultsStore:
             raise
 
     def _write(self, result: RunResult) -> None:
-        line = json.dumps(result.to_row(), sort_keys=True, default=str).encode() + b"\n"
+        if result.samples:
+            from harness.outcomes import write_samples
+
+            write_samples(self.path.parent, result.run_id, result.samples)
+        line = json.dumps(result.to_row(samples=False), sort_keys=True, default=str).encode() + b"\n"
         self._check_identity(line)
         if self._size and os.pread(self._fd, 1, self._size - 1) != b"\n":
             line = b"\n" + line  # close off a torn last line (a crash before this driver)

@@ -114,8 +114,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def execute(spec: RunSpec, plugins: PluginSet, work_dir: Path) -> tuple[Any, list[dict[str, Any]]]:
-    """Load, compress, evaluate, measure; return (figures, steps)."""
+def execute(spec: RunSpec, plugins: PluginSet,
+            work_dir: Path) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None]:
+    """Load, compress, evaluate, measure; return (figures, steps, per-sample outcomes)."""
     import torch
 
     from harness.measure.energy import energy_context
@@ -132,9 +133,44 @@ def execute(spec: RunSpec, plugins: PluginSet, work_dir: Path) -> tuple[Any, lis
         if loaded:
             session.figures.measured("model_load", loaded, f"reported by the '{spec.model.source}' source")
         model, steps = compress(model, spec, plugins, ctx, session)
-        session.add_quality(task.evaluate(model), spec.task.kind)  # phase 3: evaluate
+        untrained_weights(loaded, spec, plugins, session.figures)
+        samples = evaluate(model, task, spec, plugins, session)  # phase 3
         session.measure(model, task)  # phase 4: measure
-    return session.figures, steps
+    return session.figures, steps, samples
+
+
+def evaluate(model: Any, task: PreparedTask, spec: RunSpec, plugins: PluginSet, session: Any) -> dict | None:
+    """Phase 3: the task's quality figures, and the per-sample outcomes of its primary
+    metric (whose definition goes into the row as ``quality_metric``)."""
+    from harness.outcomes import resolve
+
+    quality = dict(task.evaluate(model))
+    outcomes = quality.pop("outcomes", None)
+    session.add_quality(quality, spec.task.kind)
+    if outcomes is None:
+        return None
+    declared = getattr(plugins.lookup("task", spec.task.kind), "metrics", ())
+    metric, samples = resolve(outcomes, quality, tuple(declared), spec.task.kind)
+    session.figures.measured("quality_metric", metric.to_dict(),
+                             f"the {spec.task.kind} task's primary metric; per-sample outcomes in samples/")
+    return samples
+
+
+def untrained_weights(loaded: Any, spec: RunSpec, plugins: PluginSet, figures: Any) -> None:
+    """Mark a model whose source initialised weights anew (e.g. a classification head)
+    that no step trained: its quality is that of random weights and never holds."""
+    new = (loaded or {}).get("new_weights") if isinstance(loaded, dict) else None
+    if not new:
+        return
+    trains = [s.use for s in spec.steps
+              if plugins.lookup("method", s.use).family in ("training", "distillation")
+              or "training" in plugins.lookup("method", s.use).needs]
+    if trains:
+        return
+    figures.measured("untrained_weights", len(new),
+                     f"{len(new)} weight(s) initialised anew by the '{spec.model.source}' source and trained by "
+                     f"no step ({', '.join(new[:3])}{', …' if len(new) > 3 else ''}): the quality is a random "
+                     "head's, never a result")
 
 
 def run(spec: RunSpec, plugins: PluginSet) -> RunResult:
@@ -143,7 +179,7 @@ def run(spec: RunSpec, plugins: PluginSet) -> RunResult:
     result = RunResult.of(spec, "ok")
     try:
         with tempfile.TemporaryDirectory(prefix=f"harness-{spec.run_id}-") as work_dir:
-            figures, result.steps = execute(spec, plugins, Path(work_dir))
+            figures, result.steps, result.samples = execute(spec, plugins, Path(work_dir))
         result.metrics, result.provenance = figures.metrics, figures.provenance
     except Skip as exc:
         result.status, result.error = "skipped", str(exc)

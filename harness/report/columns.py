@@ -37,15 +37,20 @@ COLUMNS = [
     Column("cosine_mean", "cosine", "Cosine similarity to the original (encoder outputs)", "num", 4, optional=True),
     Column("max_abs_diff", "max |Δ|", "Max abs. difference to the original (encoder outputs)", "num", 20, optional=True),
     Column("accuracy_ratio", "acc ratio", "Acc. vs baseline", "ratio3", 12),
-    Column("holds_accuracy", "holds", "Holds accuracy", "yesno", 11),
+    Column("holds", "holds", "Holds quality (paired verdict at the gate)", "text", 4),
+    Column("retained", "kept", "Quality kept vs baseline (×, primary metric)", "ratio3", 11),
+    Column("quality_metric", "metric", "Primary metric", "text", 13, optional=True),
+    Column("p_value", "p", "McNemar p (paired, vs baseline)", "num", 24, optional=True),
+    Column("samples_needed", "n to decide", "Samples that would decide (inconclusive)", "int", 25, optional=True),
     Column("latency_ms_p50", "p50 ms", "Latency p50 (ms)", "num", 9, timed=True),
     Column("latency_ms_p99", "p99 ms", "Latency p99 (ms)", "num", 16, timed=True),
     Column("throughput_sps", "samples/s", "Throughput (samples/s)", "num", 14, timed=True),
     Column("speedup", "speedup", "Speedup (×)", "ratio", 5, timed=True),
+    Column("speedup_vs_eager", "vs eager", "Speedup vs the eager baseline (×)", "ratio", 6, timed=True, optional=True),
     Column("size_mb", "size MB", "Size (MB)", "num", 6),
     Column("size_ratio", "size ×", "Smaller by (×)", "ratio", 10),
     Column("params", "params", "Parameters", "int", 18),
-    Column("sparsity", "sparsity %", "Sparsity (%)", "pct", 15),
+    Column("sparsity", "sparsity %", "Sparsity of Linear/Conv weights (%)", "pct", 15),
     Column("peak_mem_mb", "peak MB", "Peak memory (MB)", "num", 19),
     Column("energy_j_per_1k", "J/1k", "Energy (J / 1k inf.)", "num", 13, estimable=True),
     Column("dynamic_energy_j_per_1k", "J/1k >idle", "Energy above idle (J / 1k inf.)", "num", 21, estimable=True),
@@ -68,6 +73,9 @@ CAVEATS = {
 # Where a quality figure lives and which way is better: the y axis of a trade-off plot.
 QUALITY = [("accuracy", True), ("perplexity", False), ("top1_agreement", True), ("cosine_mean", True),
            ("bits_per_byte", False), ("kl_div_mean", False)]
+QUALITY_KEYS = {k for k, _ in QUALITY} | {"macro_f1", "max_abs_diff", "retained", "accuracy_ratio"}
+UNTRAINED = ("?", "the model has weights initialised anew (e.g. a new classification head) that no step "
+                  "trained: the quality of random weights, never a result")
 
 
 def blank(value: Any) -> bool:
@@ -116,7 +124,10 @@ def cell(column: Column, record: dict[str, Any]) -> str:
 
 
 def marker(column: Column, record: dict[str, Any], hide_estimated: bool = False) -> str:
-    """'*' estimated, '~' noisy timing, '^' GPU clock moved, '!' timed on a busy machine, or ''."""
+    """'*' estimated, '~' noisy timing, '^' GPU clock moved, '!' timed on a busy machine,
+    '?' the quality of weights initialised anew that no step trained, or ''."""
+    if column.key in QUALITY_KEYS and not blank(record.get("untrained_weights")) and record.get("untrained_weights"):
+        return "?"
     if column.estimable and column.key in str(record.get("estimated") or "").split(","):
         return "*"
     if column.timed:

@@ -45,8 +45,10 @@ def _header(h: Header) -> list[str]:
     parts = [f"<h1>Compression benchmark: {escape(suites)}</h1>",
              f"<p class=meta>Runs from {escape(h.first)} to {escape(h.last)} UTC · harness "
              f"{escape(', '.join(h.harness) or '?')} · {escape(counts)} runs</p>",
-             f"<p class=meta>A method <b>holds accuracy</b> when its accuracy is at least {escape(gate)} × "
-             "the baseline's (the suite's <code>accuracy_gate</code>).</p>"]
+             f"<p class=meta>A method <b>holds quality</b> when, paired sample by sample with the baseline, "
+             f"it keeps at least {escape(gate)} × the baseline's primary metric of the task (the suite's "
+             "<code>accuracy_gate</code>; perplexity and other lower-is-better metrics inverted) with 95 % "
+             "confidence; <i>inconclusive</i> when the data cannot tell.</p>"]
     parts += [f"<p class=meta>Machine: {escape(m.line())} ({m.runs} runs)</p>" for m in h.machines]
     parts.append('<nav><a href="#leaderboard">Leaderboard</a><a href="#methods">Methods</a>'
                  '<a href="#machines">Machines</a><a href="#unfinished">Runs that did not finish</a>'

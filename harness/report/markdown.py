@@ -87,12 +87,14 @@ def document(header: Header, groups: list[Group], svg_files: dict[int, str], met
     counts = ", ".join(f"{n} {status}" for status, n in sorted(header.counts.items()))
     lines = [f"# Compression benchmark: {md(', '.join(header.suites))}", "",
              f"Runs from {md(header.first)} to {md(header.last)} UTC · harness {md(', '.join(header.harness))}"
-             f" · {md(counts)} runs. A method *holds accuracy* when its accuracy is at least {md(gate)} × the "
-             "baseline's (the suite's `accuracy_gate`).", ""]
+             f" · {md(counts)} runs. A method *holds quality* when, paired sample by sample with the "
+             f"baseline, it keeps at least {md(gate)} × the baseline's primary metric of the task (the suite's "
+             "`accuracy_gate`; lower-is-better metrics inverted) with 95 % confidence; *inconclusive* when "
+             "the data cannot tell.", ""]
     lines += [f"- Machine: {md(m.line())} ({m.runs} runs)" for m in header.machines] + [""]
     lines += ["## Leaderboard", "",
-              "Per model and task, the runs that finished ok, ranked: methods that hold accuracy first, then "
-              "by speedup. An empty cell was not measured; `*` estimated, `~` noisy timing (see Notes).", ""]
+              "Per model and task, the runs that finished ok, ranked: methods that hold quality first (then "
+              "inconclusive, then those that do not), then by speedup. An empty cell was not measured; `*` estimated, `~` noisy timing (see Notes).", ""]
     for i, group in enumerate(groups):
         lines += _group(group, svg_files.get(i), with_suite)
     lines += ["## Methods: what each run did", ""] + _methods(method_rows, with_suite)

@@ -23,7 +23,15 @@ HOLDS, MISSES, BASE, FRONTIER = "#1f5fa8", "#b03030", "#111111", "#e08a00"
 
 
 def quality_of(frame: Any) -> tuple[str, bool] | None:
-    """(the quality figure these rows have, higher is better), or None."""
+    """(the quality figure these rows have — their primary metric where they name one —,
+    higher is better), or None."""
+    if "quality_metric" in frame.columns:
+        from harness.metrics import REGISTRY
+
+        names = frame["quality_metric"].dropna().unique()
+        metric = REGISTRY.get(names[0]) if len(names) == 1 else None
+        if metric is not None and metric.name in frame.columns and frame[metric.name].notna().any():
+            return metric.name, metric.higher_is_better
     for key, higher in QUALITY:
         if key in frame.columns and frame[key].notna().any():
             return key, higher
@@ -89,7 +97,7 @@ def _axis(ax: Any, records: list[dict[str, Any]], key: str, label: str, lower: b
         ax.plot(fx, fy, drawstyle="steps-post" if lower else "steps-pre", color=FRONTIER, lw=1.4, zorder=1)
     for r, x, y, s in zip(pts, xs, ys, shown):
         stderr = r.get("accuracy_stderr") if quality == "accuracy" else None
-        miss = r.get("holds_accuracy") is False
+        miss = r.get("holds") == "no"
         is_base = r["method"] == "baseline"
         color = BASE if is_base else MISSES if miss else HOLDS
         clipped = s != y

@@ -43,8 +43,8 @@ def _cells(record: dict[str, Any], columns: list[Column], result: RunResult | No
         text = cell(column, record)
         mark = marker(column, record) if text else ""
         flag = ""
-        if column.key == "holds_accuracy" and text:
-            flag = "good" if text == "yes" else "bad"
+        if column.key == "holds" and text:
+            flag = {"yes": "good", "no": "bad"}.get(text, "")
         out.append(Cell(text, mark, cell_title(column.key, mark, result) if mark else "", flag))
     return out
 

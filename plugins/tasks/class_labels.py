@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from harness.api import Outcomes
+
 
 def column_labels(dataset: Any, column: str) -> tuple[list[Any], list[str] | None]:
     """``(values, class names)`` of a ``datasets.Dataset`` column: a ClassLabel's ids and
@@ -77,14 +79,17 @@ def macro_f1(labels: Sequence[int], predictions: Sequence[int]) -> float:
     return sum(scores) / len(scores)
 
 
-def scores(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
-    """Top-1 accuracy with its (binomial) standard error, macro-F1 and the sample count."""
+def scores(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, Any]:
+    """Top-1 accuracy with its (binomial) standard error, macro-F1, the sample count and
+    the per-example correctness (the outcomes of accuracy, for paired verdicts)."""
     import math
 
     n = len(labels)
-    p = sum(1 for y, q in zip(labels, predictions) if y == q) / n
+    correct = [1 if y == q else 0 for y, q in zip(labels, predictions)]
+    p = sum(correct) / n
     return {"accuracy": p, "accuracy_stderr": math.sqrt(p * (1 - p) / n),
-            "macro_f1": macro_f1(labels, predictions), "eval_samples": n}
+            "macro_f1": macro_f1(labels, predictions), "eval_samples": n,
+            "outcomes": Outcomes("accuracy", correct)}
 
 
 def trial_outputs(model: Any, x: Any, device: str, fix: str) -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import hookimpl
-from harness.api import PreparedTask, Skip, TaskKind
+from harness.api import Outcomes, PreparedTask, Skip, TaskKind
 from harness.toolkit import OMIT_AT_DEFAULT
 
 TABLE_KEYS = ("label_column", "feature_columns", "split_column")
@@ -136,15 +136,16 @@ class ClassificationData(PreparedTask):
     def evaluate(self, model: Any) -> dict[str, Any]:
         import torch
 
-        correct = 0
+        correct: list[int] = []
         with torch.inference_mode():
             for i in range(0, len(self.y), self.config.batch_size):
                 x = self.x[i:i + self.config.batch_size].to(self.device)
                 y = self.y[i:i + self.config.batch_size].to(self.device)
-                correct += int((model(x).argmax(dim=1) == y).sum())
+                correct += (model(x).argmax(dim=1) == y).int().tolist()
         n = len(self.y)
-        p = correct / n
-        return {"accuracy": p, "accuracy_stderr": math.sqrt(p * (1 - p) / n), "eval_samples": n, **self.info}
+        p = sum(correct) / n
+        return {"accuracy": p, "accuracy_stderr": math.sqrt(p * (1 - p) / n), "eval_samples": n,
+                "outcomes": Outcomes("accuracy", correct), **self.info}
 
     def example_input(self, batch_size: int) -> Any:
         import torch
