@@ -85,11 +85,12 @@ class ArtifactStore:
     def clean(self) -> int:
         """Remove every artifact; return how many files were removed."""
         removed = 0
-        if self.directory.is_dir():
-            for path in self.directory.iterdir():
-                if path.is_file():
-                    path.unlink()
-                    removed += 1
+        for folder in (self.directory, self.directory / "timings"):  # timings: shared speed figures
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if path.is_file():
+                        path.unlink()
+                        removed += 1
         return removed
 
 

@@ -2,15 +2,25 @@
 with B / A ratios, their 95% intervals, which differences are significant, and how the
 two environments differ.
 
-A difference is called **significant** only when both hold:
+A difference is called **significant** only when all of these hold:
 
 - the two 95% intervals do not overlap — latency: the CI of the median at the smallest
   batch (``latency[batch].ci95_ms``); throughput: the same at the largest batch;
   accuracy: ± 1.96 standard errors; size, params, sparsity: exact (no interval);
-  energy: no interval (the margin alone decides);
-- and the ratio differs from 1 by more than the figure's run-to-run margin
-  (:data:`MARGINS`): separate runs minutes apart differ by a few percent in timing even
-  on a quiet machine, whatever each run's own CI says.
+  energy: no interval;
+- the ratio differs from 1 by more than the figure's floor (:data:`MARGINS`);
+- for timings and energy: the log-ratio exceeds what **between-run variation** explains.
+  Each run's own CI says nothing about how a separate process minutes later will time
+  the same work, so the spread between runs is measured from the comparison itself: the
+  standard deviation of the log-ratios of every row compared — each row's two runs are
+  independent processes, so the rows scatter around their common shift by the
+  between-run variation (the common shift itself, a whole machine being slower, stays
+  visible; a real change in some rows widens the spread, so it errs towards caution). A row is significant only beyond z × that spread, with z
+  Bonferroni-corrected for the number of rows (``between_run`` in the output). With
+  fewer than :data:`MIN_ROWS_FOR_SPREAD` rows, :data:`DEFAULT_BETWEEN_RUN` stands in;
+- neither side's timing carries a caveat: a row timed on a busy machine, with a noisy
+  median or a moving GPU clock makes the comparison **inconclusive** (``None``) and
+  ``<figure>_why`` says why.
 
 The ratio's interval ``[lo_B / hi_A, hi_B / lo_A]`` is conservative: it holds whenever
 both figures lie in their intervals.
@@ -18,6 +28,8 @@ both figures lie in their intervals.
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any
 
 from harness.leaderboard import build_frame, latest
@@ -30,6 +42,10 @@ ENERGY_MARGIN = 0.10  # energy (often estimated, no interval): below 10%, never 
 MARGINS = {"accuracy": 0.0, "latency_ms_p50": TIMING_MARGIN, "throughput_sps": TIMING_MARGIN, "size_mb": 0.0,
            "sparsity": 0.0, "energy_j_per_1k": ENERGY_MARGIN}
 EXACT = {"size_mb", "sparsity"}
+TIMED = ("latency_ms_p50", "throughput_sps", "energy_j_per_1k")  # judged against between-run variation
+DEFAULT_BETWEEN_RUN = 0.10  # log-ratio SD assumed when too few rows measure it (separate processes)
+MIN_ROWS_FOR_SPREAD = 5
+ALPHA = 0.05
 Z95 = 1.959964
 # (label, how to read it from a row's env)
 ENV_KEYS = [
@@ -82,10 +98,42 @@ def judge(figure: str, a: float | None, b: float | None, ia: tuple | None, ib: t
         out["lo"], out["hi"] = ib[0] / ia[1], ib[1] / ia[0]
     apart = abs(out["ratio"] - 1) > MARGINS.get(figure, TIMING_MARGIN)
     if figure == "energy_j_per_1k":
-        out["significant"] = apart
+        out["significant"] = apart  # then judged against between-run variation
     elif ia and ib:
         out["significant"] = apart and (ib[0] > ia[1] or ib[1] < ia[0])
     return out
+
+
+def between_run_spread(ratios: list[float]) -> tuple[float, bool]:
+    """(the SD of log-ratios that between-run variation explains, measured?): the sample
+    standard deviation of the rows' log-ratios. Not a robust spread: timings between
+    processes are heavy-tailed (most rows within 2 %, one in ten off by 8 % on a shared
+    machine), and a real change in a few rows only makes the judgement more cautious."""
+    logs = [math.log(r) for r in ratios if isinstance(r, (int, float)) and r > 0 and r == r]
+    if len(logs) < MIN_ROWS_FOR_SPREAD:
+        return DEFAULT_BETWEEN_RUN, False
+    return statistics.stdev(logs), True
+
+
+def z_for(rows: int, measured: bool = True) -> float:
+    """Two-sided critical value at ALPHA, Bonferroni-corrected for ``rows`` comparisons:
+    Student's t with rows − 1 degrees of freedom when the spread was measured from those
+    rows (Cornish–Fisher expansion of the normal quantile), else the normal's."""
+    z = statistics.NormalDist().inv_cdf(1 - ALPHA / (2 * max(1, rows)))
+    if not measured or rows < 2:
+        return z
+    v = rows - 1
+    return (z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2)
+            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3))
+
+
+def caveat_of(result: RunResult | None) -> str:
+    """Why this side's timing cannot decide a comparison ('' when it can)."""
+    from harness.leaderboard import _timing_caveat
+
+    caveat = _timing_caveat(result) if result is not None else ""
+    return {"busy": "timed while the machine was busy", "noisy": "noisy timing",
+            "clocks": "the GPU clock moved while timing"}.get(caveat, "")
 
 
 def compare_frames(results_a: list[RunResult], results_b: list[RunResult]):
@@ -100,17 +148,37 @@ def compare_frames(results_a: list[RunResult], results_b: list[RunResult]):
     by_b = {tuple(getattr(r, k) for k in key): r for r in latest(results_b)}
     both = a.index.intersection(b.index)
     out = a.loc[both, []].copy()
+    spreads: dict[str, dict[str, Any]] = {}
     for column in COMPARED:
         values_a, values_b = a.loc[both, column], b.loc[both, column]
         judged = [judge(column, va, vb, interval(by_a.get(k), column), interval(by_b.get(k), column))
                   for k, va, vb in zip(both, values_a, values_b)]
+        why = [""] * len(judged)
+        if column in TIMED:
+            sd, measured = between_run_spread([j["ratio"] for j in judged])
+            rows = sum(1 for j in judged if j["ratio"])
+            z = z_for(rows, measured)
+            spreads[column] = {"sd_log": sd, "measured": measured, "rows": rows, "z": z}
+            for i, (k, j) in enumerate(zip(both, judged)):
+                caveats = [f"{side}: {c}" for side, c in (("A", caveat_of(by_a.get(k))), ("B", caveat_of(by_b.get(k))))
+                           if c]
+                if j["ratio"] is None or j["ratio"] <= 0:
+                    continue
+                if caveats:
+                    j["significant"], why[i] = None, "inconclusive: " + "; ".join(caveats)
+                elif j["significant"] and abs(math.log(j["ratio"])) <= z * sd:
+                    j["significant"] = False
+                    why[i] = f"within between-run variation (±{math.expm1(z * sd):.0%})"
         out[f"{column}_a"] = values_a
         out[f"{column}_b"] = values_b
         out[f"{column}_b/a"] = [j["ratio"] for j in judged]
         out[f"{column}_b/a_lo"] = [j["lo"] for j in judged]
         out[f"{column}_b/a_hi"] = [j["hi"] for j in judged]
         out[f"{column}_significant"] = [j["significant"] for j in judged]
-    return out.reset_index(), sorted(set(a.index) ^ set(b.index))
+        out[f"{column}_why"] = why
+    frame = out.reset_index()
+    frame.attrs["between_run"] = spreads
+    return frame, sorted(set(a.index) ^ set(b.index))
 
 
 def env_differences(results_a: list[RunResult], results_b: list[RunResult]) -> list[tuple[str, str, str]]:

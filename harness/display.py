@@ -249,11 +249,13 @@ def _ratio(record: dict[str, Any], name: str) -> str:
     lo, hi = record.get(f"{name}_b/a_lo"), record.get(f"{name}_b/a_hi")
     if not _blank(lo) and not _blank(hi) and (lo != hi or lo != ratio):
         text += f" ({lo:.3f}–{hi:.3f})"
+    if str(record.get(f"{name}_why") or "").startswith("inconclusive"):
+        return text + " ?"
     return text + (" †" if record.get(f"{name}_significant") is True else "")
 
 
 def comparison(c: Any) -> None:
-    from harness.compare import ENERGY_MARGIN, TIMING_MARGIN
+    from harness.compare import ENERGY_MARGIN, MIN_ROWS_FOR_SPREAD, TIMING_MARGIN
 
     out = console()
     records = c.frame.to_dict("records")
@@ -275,9 +277,20 @@ def comparison(c: Any) -> None:
     dropped = [headers[i] for i in range(len(keys), len(headers)) if i not in shown and any(r[i] for r in cells)]
     if dropped:
         out.print(f"  (… {len(dropped)} more columns: {', '.join(dropped)}; the CSV has them all)", markup=False)
-    out.print(f"  (lo–hi): the ratio's 95% interval; † significant: the intervals do not overlap and the change "
-              f"exceeds the run-to-run margin (timings {TIMING_MARGIN:.0%}, energy {ENERGY_MARGIN:.0%}, "
-              "accuracy and size any change)", markup=False, soft_wrap=True)
+    out.print(f"  (lo–hi): the ratio's 95% interval; † significant: the intervals do not overlap, the change "
+              f"exceeds the floor (timings {TIMING_MARGIN:.0%}, energy {ENERGY_MARGIN:.0%}, accuracy and size any "
+              "change) and, for timings and energy, what between-run variation explains; ? inconclusive: "
+              "a side was timed on a busy machine, noisy or with a moving GPU clock", markup=False, soft_wrap=True)
+    for figure, spread in (c.frame.attrs.get("between_run") or {}).items():
+        how = (f"measured from the {spread['rows']} rows' ratios" if spread["measured"]
+               else f"assumed: fewer than {MIN_ROWS_FOR_SPREAD} rows to measure it")
+        out.print(f"  between-run variation of {figure}: ±{math.expm1(spread['sd_log']):.1%} (1 SD, {how}); "
+                  f"significant beyond ±{math.expm1(spread['z'] * spread['sd_log']):.1%}", markup=False, soft_wrap=True)
+    busy = sum(1 for r in records for f in ("latency_ms_p50", "throughput_sps")
+               if str(r.get(f"{f}_why") or "").startswith("inconclusive"))
+    if busy:
+        out.print(f"  {busy} timing comparison(s) inconclusive: see the CSV's *_why columns; rerun on a quiet machine",
+                  markup=False)
     if c.env_diffs:
         out.print("environment differences (A → B):", markup=False)
         for what, a, b in c.env_diffs:

@@ -135,8 +135,21 @@ def execute(spec: RunSpec, plugins: PluginSet,
         model, steps = compress(model, spec, plugins, ctx, session)
         untrained_weights(loaded, spec, plugins, session.figures)
         samples = evaluate(model, task, spec, plugins, session)  # phase 3
-        session.measure(model, task)  # phase 4: measure
+        session.measure(model, task, shared_timing(spec, plugins))  # phase 4: measure
     return session.figures, steps, samples
+
+
+def shared_timing(spec: RunSpec, plugins: PluginSet) -> Any:
+    """Where this run's speed is shared with the other tasks' runs of the same compressed
+    model (None when artifacts are off: every run times itself)."""
+    from harness.artifacts import artifact_key
+    from harness.measure.shared_timing import SharedTiming
+
+    if not spec.artifacts_dir:
+        return None
+    methods = [plugins.lookup("method", step.use) for step in spec.steps]
+    key = artifact_key(spec, methods, plugins.get("task", spec.task.kind).plugin.name)
+    return SharedTiming(Path(spec.artifacts_dir) / "timings", key, spec.run_id, spec.task.name)
 
 
 def evaluate(model: Any, task: PreparedTask, spec: RunSpec, plugins: PluginSet, session: Any) -> dict | None:

@@ -20,6 +20,7 @@ from harness.measure.energy import EnergyContext, EnergyMeter, EnergyReading, wi
 from harness.measure.figures import Figures
 from harness.measure.gpu_memory import GpuMemoryWatch, peak_mem_figure
 from harness.measure.latency import time_forward
+from harness.measure.shared_timing import SharedTiming
 
 DEFAULT_SUSTAINED_S = 3.0  # with energy on; see MeasureConfig.sustained_s
 
@@ -86,12 +87,32 @@ TIMED_KEYS = ("latency", "latency_ms_p50", "latency_ms_p99", "throughput_sps", "
 
 
 def measure_model(model: Any, task: Any, config: MeasureConfig, device: str,
-                  meter: EnergyMeter | None = None, energy: EnergyContext | None = None) -> Figures:
+                  meter: EnergyMeter | None = None, energy: EnergyContext | None = None,
+                  shared: SharedTiming | None = None) -> Figures:
     """Size, latency, throughput, energy, cost and memory of ``model``; ``config`` is the
     suite's ``[measure]`` table (one compile mode) and ``meter`` the run's energy meter
-    (None: energy absent)."""
+    (None: energy absent). With ``shared``, the timed figures of another run on the same
+    compressed model and inputs are reused, or this run's are kept for the next."""
     f = model_stats.static_figures(model)
     batch_sizes = sorted(config.batch_sizes)
+    key = ""
+    if shared is not None:
+        key = shared.key(config, {str(b): fingerprint(task.example_input(b)) for b in batch_sizes})
+        found = shared.load(key)
+        if found is not None:
+            f.update(found)
+            return f
+    timed_figures = _timed(model, task, config, device, batch_sizes, meter, energy)
+    if shared is not None:
+        shared.save(key, timed_figures)
+    f.update(timed_figures)
+    return f
+
+
+def _timed(model: Any, task: Any, config: MeasureConfig, device: str, batch_sizes: list[int],
+           meter: EnergyMeter | None, energy: EnergyContext | None) -> Figures:
+    """The figures of timing ``model``: latency, throughput, energy, cost, memory, compile."""
+    f = Figures()
     timed, compile_note = compiled_model(f, model, task, batch_sizes, config, device)
     gpu = GpuMemoryWatch(device)
     gpu.start()  # with only the model resident: inputs come next
@@ -117,8 +138,8 @@ def measure_model(model: Any, task: Any, config: MeasureConfig, device: str,
                                        meter, energy)
         cost_figure(f, config, sps, basis)
     else:
-        for key in TIMED_KEYS:
-            f.absent(key, compile_note.failed)
+        for name in TIMED_KEYS:
+            f.absent(name, compile_note.failed)
     f.update(gpu.stop())
     memory_figures(f, device, rss_reset)
     f.measured("timing", timing_settings(config, batch_sizes, load, cores, load > cores, examples),

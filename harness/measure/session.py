@@ -82,10 +82,11 @@ class MeasurementSession:
         for key, value in quality.items():
             self.figures.measured(key, value, f"the {task_kind} task's evaluation")
 
-    def measure(self, model: Any, task: Any) -> None:
-        """Size, latency, throughput, energy, cost and memory, then the task's own figures."""
+    def measure(self, model: Any, task: Any, shared: Any = None) -> None:
+        """Size, latency, throughput, energy, cost and memory (those of another task's run
+        on the same compressed model and inputs with ``shared``), then the task's own figures."""
         from harness.measure.perf import measure_model
 
-        self.figures.update(measure_model(model, task, self.config, self.device, self.meter, self.energy))
+        self.figures.update(measure_model(model, task, self.config, self.device, self.meter, self.energy, shared))
         metrics, provenance = task.extra_measurements(model, self.config)
         self.figures.update(Figures(dict(metrics), dict(provenance)))
