@@ -184,9 +184,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from harness import commands, display
+    from harness import commands
+    from harness.display_compare import comparison
 
-    display.comparison(commands.compare(args.dir_a, args.dir_b, args.csv, args.suite))
+    comparison(commands.compare(args.dir_a, args.dir_b, args.csv, args.suite))
     return 0
 
 

@@ -43,7 +43,7 @@ MARGINS = {"accuracy": 0.0, "latency_ms_p50": TIMING_MARGIN, "throughput_sps": T
            "sparsity": 0.0, "energy_j_per_1k": ENERGY_MARGIN}
 EXACT = {"size_mb", "sparsity"}
 TIMED = ("latency_ms_p50", "throughput_sps", "energy_j_per_1k")  # judged against between-run variation
-DEFAULT_BETWEEN_RUN = 0.10  # log-ratio SD assumed when too few rows measure it (separate processes)
+DEFAULT_BETWEEN_RUN = 0.05  # log-ratio SD assumed when too few rows measure it (separate processes)
 MIN_ROWS_FOR_SPREAD = 5
 ALPHA = 0.05
 Z95 = 1.959964

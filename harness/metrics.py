@@ -122,12 +122,20 @@ class MetricRegistry:
 REGISTRY = MetricRegistry()
 
 
+# Rows written before tasks declared their primary metric: the first of these they have.
+LEGACY_PRIMARY = ("accuracy", "perplexity", "top1_agreement", "cosine_mean")
+
+
 def metric_of(row_metrics: dict[str, Any]) -> Metric | None:
-    """The primary quality metric a result row declares (None: the row has none)."""
+    """The primary quality metric a result row declares (rows from before it was
+    declared: the first of :data:`LEGACY_PRIMARY` they have; None: none)."""
     data = row_metrics.get("quality_metric")
     if isinstance(data, dict) and isinstance(data.get("name"), str):
         try:
             return Metric.from_dict(data)
         except (TypeError, ValueError):
             return None
+    for name in LEGACY_PRIMARY:
+        if isinstance(row_metrics.get(name), (int, float)):
+            return REGISTRY.get(name)
     return None

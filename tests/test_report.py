@@ -156,11 +156,11 @@ def test_the_leaderboard_tables_are_curated(report: Path) -> None:
     for table in boards:
         header, body = table[0], table[1:]
         assert [row[1] for row in body] == ["int8", "baseline", "prune-a-very-long-method-name-0.9"]
-        assert {"Accuracy (%)", "Latency p50 (ms)", "Size (MB)", "Speedup (×)", "Holds accuracy"} <= set(header)
+        assert {"Accuracy (%)", "Latency p50 (ms)", "Size (MB)", "Speedup (×)", "Holds quality (paired verdict at the gate)"} <= set(header)
         assert "Cost ($ / 1M inf.)" not in header  # no data, no column
         for i, name in enumerate(header):
             assert any(row[i] for row in body), f"empty column {name}"
-        assert [row[header.index("Holds accuracy")] for row in body] == ["yes", "yes", "no"]
+        assert [row[header.index("Holds quality (paired verdict at the gate)")] for row in body] == ["yes", "yes", "no"]
         assert body[1][header.index("Accuracy (%)")] == "95.00 ± 0.50"
     # estimated and noisy cells: marked, the provenance on hover and in a footnote
     assert re.search(r'<abbr title="estimated: no CPU energy counters[^"]*">0\.4<sup>\*</sup></abbr>', html)

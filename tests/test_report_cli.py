@@ -34,7 +34,7 @@ def test_a_100_column_terminal_shows_the_main_columns_whole(root: Path) -> None:
     header = next(line for line in _table_lines(proc.stdout) if "method" in line)
     cells = [c.strip() for c in header.strip("┃").split("┃")]
     assert cells[:7] == ["#", "model", "task", "method", "status", "acc % ± se", "speedup"] or \
-        {"model", "method", "status", "acc % ± se", "speedup", "size MB"} <= set(cells), cells
+        {"model", "method", "status", "acc % ± se", "holds", "speedup"} <= set(cells), cells
     body = "\n".join(_table_lines(proc.stdout))
     assert "…" not in body  # nothing cut: the columns that do not fit are left out instead
     assert "prune-a-very-long-method-name-0.9" in body and "94.80 ± 0.50" in body
@@ -78,7 +78,7 @@ def test_json_output_is_only_json(root: Path, tmp_path: Path) -> None:
     rows = json.loads(board.stdout)
     assert board.returncode == 0 and "wrote" in board.stderr
     int8 = next(r for r in rows if r["method"] == "int8" and r["model"] == "mlp")
-    assert int8["size_ratio"] == pytest.approx(1 / 0.27) and int8["holds_accuracy"] is True
+    assert int8["size_ratio"] == pytest.approx(1 / 0.27) and int8["holds"] == "yes"
     assert next(r for r in rows if r["status"] == "skipped")["accuracy"] is None
     methods = json.loads(cli("methods", "--json").stdout)
     assert any(m["name"] == "quant.int8-dynamic" and m["family"] == "quantization" for m in methods)

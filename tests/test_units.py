@@ -65,8 +65,8 @@ def test_leaderboard_deltas_and_empty_never_zero() -> None:
     assert frame.loc["int8", "size_ratio"] == 4.0
     assert frame.loc["int8", "speedup"] == 1.5
     assert abs(frame.loc["int8", "accuracy_ratio"] - 0.895 / 0.90) < 1e-12
-    assert frame.loc["int8", "holds_accuracy"] is True or frame.loc["int8", "holds_accuracy"] == True  # noqa: E712
-    assert frame.loc["prune", "holds_accuracy"] == False  # noqa: E712
+    assert frame.loc["int8", "holds"] == "yes" and frame.loc["int8", "verdict"].startswith("point estimate")
+    assert frame.loc["prune", "holds"] == "no"
     assert frame.loc["int8", "rank"] == 1  # holds accuracy and fastest
     assert frame.isna().loc["broken", "accuracy"] and frame.isna().loc["baseline", "energy_j_per_1k"]
     assert frame.loc["int8", "estimated"] == "energy_j_per_1k"
