@@ -97,7 +97,10 @@ def measure_model(model: Any, task: Any, config: MeasureConfig, device: str,
     batch_sizes = sorted(config.batch_sizes)
     key = ""
     if shared is not None:
-        key = shared.key(config, {str(b): fingerprint(task.example_input(b)) for b in batch_sizes})
+        import torch
+
+        key = shared.key(config, {str(b): fingerprint(task.example_input(b)) for b in batch_sizes}
+                         | {"threads": str(torch.get_num_threads()), "device": device})
         found = shared.load(key)
         if found is not None:
             f.update(found)
