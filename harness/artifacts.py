@@ -85,12 +85,15 @@ class ArtifactStore:
     def clean(self) -> int:
         """Remove every artifact; return how many files were removed."""
         removed = 0
-        for folder in (self.directory, self.directory / "timings"):  # timings: shared speed figures
+        timings = self.directory / "timings"  # shared speed figures (harness.measure.shared_timing)
+        for folder in (timings, self.directory):
             if folder.is_dir():
                 for path in folder.iterdir():
                     if path.is_file():
                         path.unlink()
                         removed += 1
+        if timings.is_dir() and not any(timings.iterdir()):
+            timings.rmdir()
         return removed
 
 

@@ -20,7 +20,7 @@ A difference is called **significant** only when all of these hold:
   fewer than :data:`MIN_ROWS_FOR_SPREAD` rows, :data:`DEFAULT_BETWEEN_RUN` stands in;
 - neither side's timing carries a caveat: a row timed on a busy machine, with a noisy
   median or a moving GPU clock makes the comparison **inconclusive** (``None``) and
-  ``<figure>_why`` says why.
+  ``<figure>_why`` says why (a change below the floor stays not significant).
 
 The ratio's interval ``[lo_B / hi_A, hi_B / lo_A]`` is conservative: it holds whenever
 both figures lie in their intervals.
@@ -164,8 +164,10 @@ def compare_frames(results_a: list[RunResult], results_b: list[RunResult]):
                            if c]
                 if j["ratio"] is None or j["ratio"] <= 0:
                     continue
-                if caveats:
+                if caveats and j["significant"] is not False:  # below the floor stays not significant
                     j["significant"], why[i] = None, "inconclusive: " + "; ".join(caveats)
+                elif caveats:
+                    why[i] = "; ".join(caveats)
                 elif j["significant"] and abs(math.log(j["ratio"])) <= z * sd:
                     j["significant"] = False
                     why[i] = f"within between-run variation (±{math.expm1(z * sd):.0%})"

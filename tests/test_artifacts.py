@@ -65,8 +65,11 @@ def test_the_second_task_reuses_the_compressed_model_and_gets_the_same_figures(t
     assert alone.status == "ok" and "artifact" not in alone.steps[0]
     for key in ("top1_agreement", "kl_div_mean", "sparsity", "size_mb", "params"):
         assert alone.metrics[key] == second["metrics"][key], key
+    # one speed for the compressed model: timed by the first task's run, reused by the second's
+    assert second["metrics"]["latency_ms_p50"] == first["metrics"]["latency_ms_p50"]
+    assert f"reused: timed once by run {first['run_id']} (task digits)" in second["provenance"]["throughput_sps"]
     cleaned = cli("clean", str(tmp_path / "a"))
-    assert cleaned.returncode == 0 and "removed 2 file(s)" in cleaned.stdout
+    assert cleaned.returncode == 0 and "removed 3 file(s)" in cleaned.stdout  # model, meta, timing
     assert list((tmp_path / "a" / "reuse" / "artifacts").iterdir()) == []
 
 

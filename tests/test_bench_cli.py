@@ -104,7 +104,7 @@ def test_leaderboard_writes_csv_and_markdown(first_run, tmp_path: Path) -> None:
         table = {r["method"]: r for r in csv.DictReader(fh)}
     columns = ("model, task, method, status, accuracy, accuracy_stderr, accuracy_ratio, latency_ms_p50, "
                "latency_ms_p99, throughput_sps, speedup, size_mb, size_ratio, params, sparsity, peak_mem_mb, "
-               "energy_j_per_1k, co2_g_per_1k, cost_usd_per_1m, compress_s, holds_accuracy").split(", ")
+               "energy_j_per_1k, co2_g_per_1k, cost_usd_per_1m, compress_s, holds, retained, quality_metric").split(", ")
     assert set(columns) <= set(next(iter(table.values())))
     assert float(table["baseline"]["accuracy_ratio"]) == 1.0
     assert float(table["int8"]["size_ratio"]) > 3

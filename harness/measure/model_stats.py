@@ -51,9 +51,16 @@ def _storage_key(tensor: Any) -> tuple[Any, ...]:
     return (str(tensor.device), ptr, tensor.storage_offset(), tuple(tensor.shape))
 
 
-def weight_tensors(model: Any) -> Iterator[tuple[str, Any]]:
-    """(name, weight) of every Linear/Conv-like layer, including quantized ones."""
+def _is_embedding(module: Any) -> bool:
+    """A lookup table (``nn.Embedding``/``EmbeddingBag`` and their quantized forms): its
+    weight is 2-D, but it is not a Linear/Conv layer."""
+    return any(cls.__name__ in ("Embedding", "EmbeddingBag") for cls in type(module).__mro__)
+
+
+def _layer_weights(model: Any, embeddings: bool) -> Iterator[tuple[str, Any]]:
     for name, module in model.named_modules():
+        if _is_embedding(module) != embeddings:
+            continue
         weight = getattr(module, "weight", None)
         if callable(weight) and not hasattr(weight, "shape"):  # torch.ao quantized modules
             try:
@@ -63,6 +70,17 @@ def weight_tensors(model: Any) -> Iterator[tuple[str, Any]]:
         if weight is None or not hasattr(weight, "dim") or weight.dim() < 2:
             continue
         yield name, weight
+
+
+def weight_tensors(model: Any) -> Iterator[tuple[str, Any]]:
+    """(name, weight) of every Linear/Conv-like layer, including quantized ones (every
+    module with a weight of 2 or more dimensions except embedding tables)."""
+    return _layer_weights(model, embeddings=False)
+
+
+def embedding_tensors(model: Any) -> Iterator[tuple[str, Any]]:
+    """(name, weight) of every embedding table (``nn.Embedding``, ``nn.EmbeddingBag``)."""
+    return _layer_weights(model, embeddings=True)
 
 
 def count_params(model: Any) -> int:
@@ -121,7 +139,13 @@ def zero_fraction(tensors: list[Any]) -> float | None:
 def _zeros(weights: list[tuple[Any, Any]]) -> tuple[float | None, list[str]]:
     zeros = total = 0
     unreadable: dict[str, int] = {}
-    for _, tensor in weights:
+    seen: set[tuple[Any, ...]] = set()
+    alive = [tensor for _, tensor in weights]  # unpacked weights are temporaries: no address reused
+    for tensor in alive:
+        key = _storage_key(stored_tensors(tensor)[0])
+        if key in seen:  # a weight tied to another layer's counts once
+            continue
+        seen.add(key)
         try:
             z, n = zero_count(tensor)
         except Exception:
@@ -134,7 +158,8 @@ def _zeros(weights: list[tuple[Any, Any]]) -> tuple[float | None, list[str]]:
 
 
 def sparsity(model: Any) -> tuple[float | None, str]:
-    """(share of exact zeros over all Linear/Conv weights, how) — or (None, why not)."""
+    """(share of exact zeros over all Linear/Conv weights, how) — or (None, why not).
+    Embedding tables are not counted (see :func:`embedding_sparsity`)."""
     weights = list(weight_tensors(model))
     if not weights:
         return None, "the model has no Linear/Conv weights"
@@ -142,7 +167,14 @@ def sparsity(model: Any) -> tuple[float | None, str]:
     if value is None:
         return None, (f"the zeros of {', '.join(unreadable)} weight(s) cannot be counted: the tensor type "
                       "offers neither dequantize() nor to_dense()")
-    return value, "share of exact zeros in Linear/Conv weights (quantized weights dequantized)"
+    return value, "share of exact zeros in Linear/Conv weights (quantized weights dequantized; embeddings apart)"
+
+
+def embedding_sparsity(model: Any) -> float | None:
+    """Share of exact zeros over the embedding tables (None: the model has none, or their
+    zeros cannot be counted)."""
+    weights = list(embedding_tensors(model))
+    return _zeros(weights)[0] if weights else None
 
 
 def weight_sparsity(model: Any) -> float | None:
@@ -234,4 +266,10 @@ def static_figures(model: Any) -> Figures:
         f.absent("sparsity", how)
     else:
         f.measured("sparsity", value, how)
+    try:
+        embedded = embedding_sparsity(model)
+    except Exception:
+        embedded = None
+    if embedded is not None:  # absent, without a reason, where there are no embeddings
+        f.measured("embedding_sparsity", embedded, "share of exact zeros in the embedding tables")
     return f
