@@ -46,3 +46,8 @@ benchmarks: $(VENV)/.test-deps
 
 clean:
 	rm -rf $(VENV) results/quickstart results/lm-quickstart
+
+# The GPU check's wheels (docs/gpu.md): .whl/ for a GPU machine without network.
+.PHONY: gpu-wheels
+gpu-wheels:
+	bash benchmarks/gpu_wheels.sh

@@ -1,0 +1,867 @@
+"""The GPU check's driver (run through ``benchmarks/gpu_check.sh``; docs/gpu.md).
+
+On a GPU machine without network, after the shell installed the carried wheels, this
+runs, each step under its own time limit and in the order of what matters most:
+
+1. what is installed: the carried packages import, torchao's extensions, onnxruntime's
+   execution providers (CUDA / TensorRT present or not);
+2. ``pytest -m cuda`` (the tests marked ``cuda``);
+3. ``harness bench`` of the trimmed ``suites/gpu.toml`` (every GPU method, eager and
+   compiled), and from its rows: compiled torchao int8 against its eager figure, NVML
+   memory and energy;
+4. latency reproducibility: three benches of the digits MLP (back-to-back timing) at batch
+   1, 64 and 512 against ``torch.utils.benchmark.Timer``, then the same with per-call
+   timing (reported, not judged) where time is left;
+5. ``harness bench`` of ``suites/methods.toml`` on CUDA and of the torchvision/timm
+   sources, side by side (functional: every row ok or skipped with its reason).
+
+The builtin models train on the CPU in the background from the start. After every step
+``summary.json`` and ``summary.md`` are written again into ``--out`` (with the pass/fail
+judgements computed from the rows), and the results directories and logs are tarred
+into ``results.tar.gz``: a step that hangs is stopped at its limit, and a kill of the
+whole command still leaves the summary of the steps before it.
+
+``--dry-run`` (no GPU needed, a few seconds): checks the carried wheels by file name,
+writes the suites and their data into a temporary work directory and validates them with
+``harness validate``, checks that this driver's pieces import, and writes the summary.
+
+Only the standard library is imported here: everything that needs torch runs in a child
+process (``--python``) with a time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = ROOT / "benchmarks" / "gpu_check_suites"
+
+# What gpu_wheels.sh downloads and gpu_check.sh installs (name as in the wheel's file name).
+WHEELS = {
+    "torchao": "0.18.0",  # the first torchao built against torch 2.11 (the GPU machine's)
+    "torch_pruning": "1.6.1",
+    "compression_harness": None,  # the project's own wheel (any version)
+}
+IMPORTS = ("torchao", "torch_pruning", "harness", "harness_plugins")
+
+# Pass thresholds (docs/gpu.md)
+REPRO_RUNS_TOL = 0.03  # each run's p50 within ±3% of the median of the three
+REPRO_TIMER_TOL = 0.05  # each run's p50 within ±5% of Timer's median
+COMPILED_TOL = 0.03  # compiled int8 counts as "not slower" up to 3% above eager (timing noise)
+REPRO_BATCHES = (1, 64, 512)
+REPRO_MODEL = "digits-mlp"
+INT8_METHODS = ("int8-weight", "int8-dynamic")
+
+FINISH_S = 15.0
+# Step time caps (s) and the least time each later step is left (s)
+CAPS = {"pytest": 110, "gpu": 190, "repro": 50, "functional": 130, "repro-per-call": 45}
+RESERVE = {"pytest": 40, "gpu": 90, "repro": 30, "functional": 45, "repro-per-call": 0}
+
+
+# --------------------------------------------------------------------------- wheels
+
+def wheel_problems(folder: Path) -> tuple[list[str], list[str]]:
+    """(problems, wheel file names) of the carried wheel folder: every wheel of WHEELS
+    present once, at its version, for CPython 3.12 on manylinux x86_64 (by file name)."""
+    if not folder.is_dir():
+        return [f"no wheel folder {folder}: run bash benchmarks/gpu_wheels.sh (needs the package index)"], []
+    names = sorted(p.name for p in folder.glob("*.whl"))
+    problems = []
+    for dist, version in WHEELS.items():
+        found = [n for n in names if n.split("-")[0].lower() == dist]
+        if not found:
+            problems.append(f"missing wheel: {dist}{'==' + version if version else ''} "
+                            "(run bash benchmarks/gpu_wheels.sh)")
+            continue
+        if len(found) > 1:
+            problems.append(f"more than one wheel of {dist}: {', '.join(found)} (keep one)")
+        for name in found:
+            why = wheel_tag_problem(name)
+            if why:
+                problems.append(f"{name}: {why}")
+            if version and name.split("-")[1] != version:
+                problems.append(f"{name}: version {name.split('-')[1]}, the check expects {version}")
+    extra = [n for n in names if n.split("-")[0].lower() not in WHEELS]
+    if extra:
+        problems.append(f"wheels the check does not expect (installed too; keep the folder small): {', '.join(extra)}")
+    return problems, names
+
+
+def wheel_tag_problem(name: str) -> str | None:
+    """Why a wheel's file name says it does not install on CPython 3.12 manylinux x86_64."""
+    parts = name[:-len(".whl")].split("-")
+    if len(parts) not in (5, 6):
+        return "not a wheel file name (name-version[-build]-python-abi-platform.whl)"
+    pythons, abis, platforms = (p.split(".") for p in parts[-3:])
+    py_ok = any(p in ("py3", "cp312", "py312") or (p.startswith("cp3") and "abi3" in abis and int(p[3:] or 0) <= 12)
+                for p in pythons)
+    abi_ok = any(a in ("none", "abi3", "cp312") for a in abis)
+    plat_ok = any(p == "any" or (p.startswith("manylinux") and p.endswith("x86_64")) for p in platforms)
+    if not (py_ok and abi_ok):
+        return f"built for {parts[-3]}/{parts[-2]}, not CPython 3.12"
+    if not plat_ok:
+        return f"built for {parts[-1]}, not manylinux x86_64"
+    return None
+
+
+# --------------------------------------------------------------------------- judgements
+
+def load_rows(results: Path) -> list[dict[str, Any]]:
+    """Every row of every results.jsonl under ``results`` (the last row per run_id)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for path in sorted(results.glob("**/results.jsonl")) if results.is_dir() else []:
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows[str(row.get("run_id", len(rows)))] = row
+    return list(rows.values())
+
+
+def _first_line(text: Any) -> str:
+    return str(text or "").strip().splitlines()[0][:300] if str(text or "").strip() else ""
+
+
+def judge_rows(rows: list[dict[str, Any]], expected: int | None = None) -> dict[str, Any]:
+    """Every row ok or skipped with a reason, none failed or timed out (and as many rows
+    as the suite plans, where that is known)."""
+    counts: dict[str, int] = {}
+    bad, skipped, unexplained = [], [], []
+    for row in rows:
+        status = str(row.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+        label = f"{row.get('model')} / {row.get('method')}"
+        if status in ("failed", "timeout"):
+            bad.append(f"{label}: {status}: {_first_line(row.get('error'))}")
+        elif status == "skipped":
+            reason = _first_line(row.get("error"))
+            (skipped if reason else unexplained).append(f"{label}: {reason or 'no reason given'}")
+        elif status != "ok":
+            bad.append(f"{label}: status {status!r}")
+    problems = bad + [f"skipped without a reason: {u}" for u in unexplained]
+    if expected is not None and len(rows) < expected:
+        problems.append(f"{expected - len(rows)} of {expected} planned runs have no row (not run: the step's "
+                        "time limit, or the bench stopped)")
+    return {"pass": bool(rows) and not problems, "counts": counts, "problems": problems, "skipped": skipped}
+
+
+def _timed(row: dict[str, Any]) -> bool:
+    return row.get("status") == "ok" and "latency_ms_p50" in (row.get("metrics") or {})
+
+
+def judge_nvml(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """NVML memory and energy present in every ok CUDA row that has timings."""
+    missing, seen = [], 0
+    for row in rows:
+        if not _timed(row) or not str(row.get("device", "cuda")).startswith("cuda"):
+            continue
+        seen += 1
+        metrics, prov = row.get("metrics") or {}, row.get("provenance") or {}
+        label = f"{row.get('model')} / {row.get('method')}"
+        if "gpu_peak_mem_mb" not in metrics and "gpu_device_peak_mem_mb" not in metrics:
+            missing.append(f"{label}: no NVML memory ({prov.get('gpu_peak_mem_mb') or prov.get('gpu_device_peak_mem_mb') or '?'})")
+        if "gpu_energy_j_per_1k" not in metrics:
+            missing.append(f"{label}: no NVML energy ({prov.get('gpu_energy_j_per_1k') or '?'})")
+    return {"pass": seen > 0 and not missing, "rows_checked": seen, "problems": missing or
+            ([] if seen else ["no ok CUDA row with timings to check"])}
+
+
+def judge_compiled_int8(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Compiled torchao int8 not slower than its eager run: p50 at the smallest batch and
+    throughput at the largest, for each int8 method of the GPU suite."""
+    by_method = {str(r.get("method")): r for r in rows}
+    pairs, problems = [], []
+    for method in INT8_METHODS:
+        eager, compiled = by_method.get(method), by_method.get(f"{method}+compile")
+        if eager is None or compiled is None:
+            problems.append(f"{method}: no {'eager' if eager is None else 'compiled'} row")
+            continue
+        if not (_timed(eager) and _timed(compiled)):
+            why = [f"{r.get('method')}: {r.get('status')} {_first_line(r.get('error')) or (r.get('provenance') or {}).get('latency_ms_p50', '')}"
+                   for r in (eager, compiled) if not _timed(r)]
+            problems.append(f"{method}: no timing to compare ({'; '.join(why)})")
+            continue
+        e, c = eager["metrics"], compiled["metrics"]
+        p50 = c["latency_ms_p50"] / e["latency_ms_p50"]
+        tput = (e.get("throughput_sps") or 0) and (c.get("throughput_sps") or 0) / e["throughput_sps"]
+        pair = {"method": method, "eager_p50_ms": e["latency_ms_p50"], "compiled_p50_ms": c["latency_ms_p50"],
+                "p50_compiled_over_eager": round(p50, 4), "eager_throughput_sps": e.get("throughput_sps"),
+                "compiled_throughput_sps": c.get("throughput_sps"),
+                "throughput_compiled_over_eager": round(tput, 4) if tput else None, "compile_s": c.get("compile_s")}
+        pair["pass"] = p50 <= 1 + COMPILED_TOL and (not tput or tput >= 1 / (1 + COMPILED_TOL))
+        if not pair["pass"]:
+            problems.append(f"{method}: compiled is slower than eager (p50 ×{p50:.3f}, throughput ×{tput or 0:.3f})")
+        pairs.append(pair)
+    return {"pass": bool(pairs) and not problems, "pairs": pairs, "problems": problems}
+
+
+def p50s_of(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """{batch: p50 ms} of one repro bench's baseline row (empty if it has none)."""
+    for row in rows:
+        if row.get("status") == "ok" and row.get("method") == "baseline":
+            latency = (row.get("metrics") or {}).get("latency") or {}
+            return {str(b): float(v.get("p50_ms", v.get("median_ms"))) for b, v in latency.items()
+                    if isinstance(v, dict) and (v.get("p50_ms") or v.get("median_ms"))}
+    return {}
+
+
+def judge_repro(runs: list[dict[str, float]], timer: dict[str, float], judged: bool = True) -> dict[str, Any]:
+    """Three runs' p50 per batch: each within ±3% of their median, and of Timer within ±5%."""
+    table, problems = [], []
+    for batch in (str(b) for b in REPRO_BATCHES):
+        values = [r[batch] for r in runs if batch in r]
+        entry: dict[str, Any] = {"batch": int(batch), "p50_ms": values, "timer_ms": timer.get(batch)}
+        if len(values) < 3:
+            problems.append(f"batch {batch}: {len(values)} of 3 runs measured")
+        else:
+            mid = statistics.median(values)
+            entry["vs_median"] = [round(v / mid, 4) for v in values]
+            entry["spread"] = round(max(values) / min(values) - 1, 4)
+            if any(abs(v / mid - 1) > REPRO_RUNS_TOL for v in values):
+                problems.append(f"batch {batch}: runs differ by more than ±{REPRO_RUNS_TOL:.0%} "
+                                f"(ratios to their median {entry['vs_median']})")
+        if timer.get(batch):
+            entry["vs_timer"] = [round(v / timer[batch], 4) for v in values]
+            if values and any(abs(v / timer[batch] - 1) > REPRO_TIMER_TOL for v in values):
+                problems.append(f"batch {batch}: not within ±{REPRO_TIMER_TOL:.0%} of Timer "
+                                f"(ratios {entry['vs_timer']})")
+        else:
+            problems.append(f"batch {batch}: no Timer figure")
+        table.append(entry)
+    return {"pass": not problems if judged else None, "batches": table, "problems": problems}
+
+
+# --------------------------------------------------------------------------- the check
+
+class Check:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.out = Path(args.out).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="gpu-check-"))
+        self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "logs").mkdir(exist_ok=True)
+        self.start = time.time()
+        # steps are planned to end FINISH_S before the deadline: a stopped bench's grace
+        # period, the judgements and the tar fit in before the shell's timeout
+        self.deadline = (args.deadline or (self.start + args.budget_s)) - FINISH_S
+        self.running: dict[str, tuple[str, float]] = {}  # bench step -> (suite name, start)
+        python = args.python or sys.executable
+        self.python = str(Path(python).absolute()) if os.sep in python else python  # children run elsewhere
+        self.summary: dict[str, Any] = {
+            "check": "benchmarks/gpu_check.sh" + (" --dry-run" if args.dry_run else ""),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "dry_run": args.dry_run,
+            "python": self.python, "work": str(self.work), "steps": {}, "verdict": {},
+        }
+        self.children: list[subprocess.Popen] = []
+        self.background: list[subprocess.Popen] = []
+        env = dict(os.environ)
+        env.setdefault("HARNESS_CACHE", str(self.work / "cache"))
+        env.setdefault("HARNESS_TEST_CACHE", env["HARNESS_CACHE"])
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("HF_DATASETS_OFFLINE", "1")
+        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        self.env = env
+
+    # ---- bookkeeping
+    def left(self) -> float:
+        return self.deadline - time.time()
+
+    def limit(self, step: str, later: tuple[str, ...]) -> float:
+        return max(5.0, min(CAPS[step], self.left() - sum(RESERVE[s] for s in later)))
+
+    def log(self, message: str) -> None:
+        print(f"[gpu-check {time.time() - self.start:6.1f}s] {message}", flush=True)
+
+    def record(self, name: str, **entry: Any) -> None:
+        self.summary["steps"].setdefault(name, {}).update(entry)
+        self.write()
+
+    def write(self, final: bool = False) -> None:
+        self.summary["elapsed_s"] = round(time.time() - self.start, 1)
+        self.summary["complete"] = final
+        self.summary["verdict"] = verdict(self.summary)
+        tmp = self.out / "summary.json.tmp"
+        tmp.write_text(json.dumps(self.summary, indent=1, default=str))
+        os.replace(tmp, self.out / "summary.json")
+        tmp = self.out / "summary.md.tmp"
+        tmp.write_text(markdown(self.summary))
+        os.replace(tmp, self.out / "summary.md")
+
+    def tar(self) -> None:
+        """The results directories and logs (compressed models left out) → results.tar.gz."""
+        target, tmp = self.out / "results.tar.gz", self.out / "results.tar.gz.tmp"
+        try:
+            with tarfile.open(tmp, "w:gz") as tar:
+                for name in ("results", "logs", "pytest.xml"):
+                    path = self.work / name
+                    if path.exists():
+                        tar.add(path, arcname=f"gpu-check/{name}",
+                                filter=lambda info: None if "/artifacts" in info.name or "/cache" in info.name
+                                or info.size > 4 << 20 else info)
+            if tmp.stat().st_size > 15 << 20:  # the machine returns files up to 16 MiB
+                with tarfile.open(tmp, "w:gz") as tar:
+                    for path in sorted(self.work.glob("results/**/results.jsonl")):
+                        tar.add(path, arcname=f"gpu-check/{path.relative_to(self.work)}")
+            os.replace(tmp, target)
+        except OSError as exc:
+            self.log(f"could not write results.tar.gz: {exc}")
+
+    # ---- processes
+    def run(self, name: str, argv: list[str], timeout: float, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> tuple[int | None, str, float]:
+        """(exit code or None on timeout, output tail, seconds) of ``argv``; its output goes
+        to logs/<name>.log. A child that runs past ``timeout`` gets SIGINT (harness bench
+        then keeps its finished rows), then SIGKILL, its whole process group."""
+        log_path = self.work / "logs" / f"{name}.log"
+        t0 = time.time()
+        shown = [a if "\n" not in a else "<code>" for a in argv]
+        self.log(f"{name}: {' '.join(shown)} (limit {timeout:.0f}s)")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(argv, cwd=cwd or self.work, env=env or self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            self.children.append(proc)
+            try:
+                code: int | None = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                code = None
+                self.stop(proc)
+            finally:
+                self.children.remove(proc)
+        seconds = time.time() - t0
+        tail = log_path.read_text(errors="replace")[-3000:]
+        self.log(f"{name}: {'timed out' if code is None else f'exit {code}'} after {seconds:.1f}s")
+        return code, tail, seconds
+
+    def marked(self, name: str) -> Any:
+        """The JSON a child printed on its line starting with @@ (None if it printed none)."""
+        text = (self.work / "logs" / f"{name}.log").read_text(errors="replace")
+        found = [line for line in text.splitlines() if line.startswith("@@")]
+        return json.loads(found[-1][2:]) if found else None
+
+    def start_background(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.work / "logs" / f"{name}.log", "wb")
+        proc = subprocess.Popen(argv, cwd=self.work, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.background.append(proc)
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                return
+            try:
+                proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def stop_all(self) -> None:
+        for proc in list(self.children) + self.background:
+            if proc.poll() is None:
+                self.stop(proc, grace=3.0)
+
+    def harness(self, *args: str) -> list[str]:
+        return [self.python, "-m", "harness.cli", *args]
+
+    def py(self, code: str) -> list[str]:
+        return [self.python, "-c", code]
+
+    # ---- steps
+    def prepare_suites(self) -> Path:
+        """The check's suites, copied into the work directory with vision.npz beside them."""
+        suites = self.work / "suites"
+        suites.mkdir(exist_ok=True)
+        for path in SUITES.glob("*.toml"):
+            text = path.read_text()
+            if self.args.device != "cuda":  # a rehearsal of the driver on another device
+                text = text.replace('device = "cuda"', f'device = "{self.args.device}"')
+            (suites / path.name).write_text(text)
+        code = ("import numpy as np, sys\n"
+                "rng = np.random.default_rng(0)\n"
+                "x = lambda n: rng.standard_normal((n, 3, 64, 64)).astype('float32')\n"
+                "y = lambda n: (np.arange(n) % 10).astype('int64')\n"
+                "np.savez(sys.argv[1], x_test=x(64), y_test=y(64), x_train=x(64), y_train=y(64))\n")
+        code_rc, tail, _ = self.run("vision-data", [self.python, "-c", code, str(suites / "vision.npz")], 60)
+        if code_rc != 0:
+            self.record("validate", status="fail", problems=[f"could not write vision.npz: {tail[-500:]}"])
+        return suites
+
+    def step_wheels(self) -> None:
+        if self.args.skip_wheels:
+            self.record("wheels", status="skip", detail="--skip-wheels")
+            return
+        folder = Path(self.args.wheels).resolve()
+        problems, names = wheel_problems(folder)
+        size = sum((folder / n).stat().st_size for n in names)
+        self.record("wheels", status="fail" if problems else "pass", wheels=names,
+                    size_mib=round(size / 2**20, 2), problems=problems)
+        for problem in problems:
+            self.log(f"wheels: {problem}")
+
+    def step_validate(self, suites: Path) -> None:
+        """``harness validate`` of every suite the check runs (one interpreter for all)."""
+        code = ("import contextlib, io, json, sys\n"
+                "from harness.cli import main\n"
+                "out = {}\n"
+                "for path in sys.argv[1:]:\n"
+                "    buf = io.StringIO()\n"
+                "    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):\n"
+                "        try:\n"
+                "            rc = main(['validate', path])\n"
+                "        except SystemExit as exc:\n"
+                "            rc = exc.code\n"
+                "    text = buf.getvalue()\n"
+                "    out[path] = [rc, text[:400] + ('\\n...\\n' + text[-1500:] if len(text) > 1900 else text[400:])]\n"
+                "print('@@' + json.dumps(out))\n")
+        paths = sorted(str(p) for p in suites.glob("*.toml"))
+        rc, tail, seconds = self.run("validate", [self.python, "-c", code, *paths], 120)
+        results = self.marked("validate")
+        if rc != 0 or results is None:
+            self.record("validate", status="fail", seconds=round(seconds, 1),
+                        problems=[f"the validation child failed: {tail[-1500:]}"])
+            return
+        problems, notes, planned = [], [], {}
+        for path, (code_rc, text) in results.items():
+            name = Path(path).stem
+            m = re.search(r"→ (\d+) runs", text)
+            if code_rc == 0:
+                planned[name] = int(m.group(1)) if m else None
+            elif self.args.dry_run and name == "vision" and all(
+                    "is not installed" in line for line in text.splitlines()[1:] if line.strip()):
+                notes.append(f"{name}: not validated here, torchvision/timm are not installed on this machine "
+                             "(the GPU machine has them)")
+            else:
+                problems.append(f"{name}: {text.strip()[-800:]}")
+        self.summary["planned_runs"] = planned
+        self.record("validate", status="fail" if problems else "pass", seconds=round(seconds, 1),
+                    planned_runs=planned, problems=problems, notes=notes)
+
+    def step_env(self) -> None:
+        code = ("import importlib, json, sys\n"
+                "info = {'python': sys.version.split()[0]}\n"
+                "for name in IMPORTS:\n"
+                "    try:\n"
+                "        mod = importlib.import_module(name)\n"
+                "        info[name] = getattr(mod, '__version__', 'imported')\n"
+                "    except Exception as exc:\n"
+                "        info[name] = f'FAILED: {type(exc).__name__}: {exc}'\n"
+                "try:\n"
+                "    import torch\n"
+                "    info['torch'] = torch.__version__\n"
+                "    info['cuda_available'] = torch.cuda.is_available()\n"
+                "    if torch.cuda.is_available():\n"
+                "        p = torch.cuda.get_device_properties(0)\n"
+                "        info['gpu'] = f'{p.name}, {p.total_memory / 2**30:.0f} GiB, cc {p.major}.{p.minor}'\n"
+                "except Exception as exc:\n"
+                "    info['torch'] = f'FAILED: {exc}'\n"
+                "try:\n"
+                "    from harness.measure.torchao_status import torchao_status\n"
+                "    info['torchao_status'] = torchao_status()\n"
+                "except Exception as exc:\n"
+                "    info['torchao_status'] = f'FAILED: {type(exc).__name__}: {exc}'\n"
+                "try:\n"
+                "    import onnxruntime as ort\n"
+                "    info['onnxruntime'] = ort.__version__\n"
+                "    info['onnxruntime_providers'] = ort.get_available_providers()\n"
+                "except Exception as exc:\n"
+                "    info['onnxruntime'] = f'not importable: {type(exc).__name__}: {exc}'\n"
+                "print('@@' + json.dumps(info, default=str))\n").replace("IMPORTS", repr(IMPORTS))
+        rc, tail, seconds = self.run("env", self.py(code), 90)
+        info = self.marked("env") or {"error": tail[-1500:]}
+        problems = [f"{name}: {info.get(name)}" for name in IMPORTS if str(info.get(name, "FAILED")).startswith("FAILED")]
+        if not self.args.dry_run and self.args.device.startswith("cuda") and not info.get("cuda_available"):
+            problems.append("torch sees no CUDA GPU")
+        providers = info.get("onnxruntime_providers") or []
+        info["onnxruntime_cuda"] = "CUDAExecutionProvider" in providers
+        info["onnxruntime_tensorrt"] = "TensorrtExecutionProvider" in providers
+        self.summary["env"] = info
+        self.record("env", status="fail" if problems else "pass", seconds=round(seconds, 1), problems=problems,
+                    onnxruntime=(f"{info.get('onnxruntime')}: providers {', '.join(providers) or 'none'}; "
+                                 "ONNX Runtime is not a harness runtime yet (issue 20): recorded only"))
+
+    def start_training(self) -> None:
+        """Train the builtin models on the CPU now, while the tests run on the GPU."""
+        for ref in ("digits-mlp-4096", "digits-mlp"):
+            self.start_background(f"train-{ref}", self.py(train_code(ref)))
+
+    def wait_training(self, timeout: float) -> None:
+        end = time.time() + timeout
+        for proc in self.background:
+            try:
+                proc.wait(timeout=max(0.1, end - time.time()))
+            except subprocess.TimeoutExpired:
+                self.log("training a builtin model is still running: the bench will wait for it")
+
+    def step_pytest(self) -> None:
+        files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+                       if "mark.cuda" in p.read_text(errors="replace"))
+        limit = self.limit("pytest", ("gpu", "repro", "functional"))
+        xml = self.work / "pytest.xml"
+        rc, tail, seconds = self.run("pytest", [self.python, "-m", "pytest", "-m", "cuda", "-q", "-rfEs",
+                                                "-p", "no:cacheprovider", f"--junitxml={xml}", *files],
+                                     limit, cwd=ROOT)
+        entry: dict[str, Any] = {"seconds": round(seconds, 1), "files": files}
+        entry.update(junit_counts(xml))
+        last = [line for line in tail.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", line)]
+        entry["last_line"] = last[-1].strip() if last else _first_line(tail[-300:])
+        if rc is None:
+            entry.update(status="timeout", problems=[f"pytest ran past {limit:.0f}s"] + entry.get("failures", []))
+        else:
+            ok = rc == 0 and entry.get("tests", 0) > 0 and entry.get("skipped", 0) < entry.get("tests", 0)
+            entry.update(status="pass" if ok else "fail",
+                         problems=entry.get("failures", []) + ([] if ok or entry.get("failures") else
+                                                               [f"pytest exit {rc}: {entry['last_line']}"]))
+        self.record("pytest", **entry)
+
+    def bench(self, name: str, suite: Path, results: Path, timeout: float,
+              extra: tuple[str, ...] = ()) -> subprocess.Popen | tuple[int | None, str, float]:
+        return self.run(name, self.harness("bench", str(suite), "--results", str(results), *extra), timeout)
+
+    def judge_suite(self, step: str, suite_name: str, rc: int | None, seconds: float, tail: str,
+                    judge_extra: bool = False) -> None:
+        rows = load_rows(self.work / "results" / suite_name)
+        planned = (self.summary.get("planned_runs") or {}).get(step)
+        rows_verdict = judge_rows(rows, planned)
+        entry: dict[str, Any] = {"seconds": round(seconds, 1), "exit": rc, "rows": rows_verdict,
+                                 "table": row_table(rows), "nvml": judge_nvml(rows)}
+        if rc is None:
+            rows_verdict["problems"].append(f"the bench ran past its limit ({seconds:.0f}s) and was stopped")
+            rows_verdict["pass"] = False
+        if not rows:
+            rows_verdict["problems"].append(f"no rows (bench exit {rc}): {tail[-800:]}")
+        if judge_extra:
+            entry["compiled_int8"] = judge_compiled_int8(rows)
+        passed = rows_verdict["pass"] and entry["nvml"]["pass"] and (not judge_extra or entry["compiled_int8"]["pass"])
+        entry["status"] = "pass" if passed else ("timeout" if rc is None else "fail")
+        self.record(step, **entry)
+
+    def step_gpu(self, suites: Path) -> None:
+        limit = self.limit("gpu", ("repro", "functional"))
+        self.running["gpu"] = ("check-gpu", time.time())
+        rc, tail, seconds = self.bench("bench-gpu", suites / "gpu.toml", self.work / "results", limit)
+        self.running.pop("gpu", None)
+        self.judge_suite("gpu", "check-gpu", rc, seconds, tail, judge_extra=True)
+
+    def step_repro(self, suites: Path, mode: str = "back-to-back") -> None:
+        """Three benches of the repro suite in ``mode`` against Timer. Back-to-back is
+        judged; per-call (what a synchronous caller waits: not Timer's question) is
+        reported, and runs last, in the time that is left."""
+        judged = mode == "back-to-back"
+        step = "repro" if judged else "repro-per-call"
+        limit = self.limit(step, ("functional",) if judged else ())
+        end = time.time() + limit
+        repro = self.summary["steps"].setdefault("repro", {})
+        runs: list[dict[str, float]] = []
+        for i in range(3):
+            left = end - time.time() - (0 if "timer" in repro else 12)  # keep time for Timer
+            if left < 8:
+                break
+            self.bench(f"bench-repro-{mode}-{i + 1}", suites / f"repro-{mode}.toml",
+                       self.work / "results" / f"repro-{mode}-{i + 1}", left, ("--force",))
+            runs.append(p50s_of(load_rows(self.work / "results" / f"repro-{mode}-{i + 1}")))
+        if runs and "timer" not in repro:
+            self.record("repro", timer=self.timer(max(10.0, min(40.0, end - time.time()))))
+        result = judge_repro(runs, repro.get("timer", {}).get("p50_ms", {}), judged) if runs else \
+            {"pass": False if judged else None, "batches": [], "problems": ["no time left for the runs"]}
+        self.record("repro", **{mode: result})
+        if judged:
+            self.record("repro", status="pass" if result.get("pass") else "fail", problems=result["problems"])
+
+    def timer(self, timeout: float) -> dict[str, Any]:
+        """torch.utils.benchmark.Timer's median per batch size on the repro model and inputs."""
+        code = timer_code(self.args.device)
+        rc, tail, seconds = self.run("timer", self.py(code), timeout)
+        found = self.marked("timer")
+        return {"p50_ms": found or {}, "seconds": round(seconds, 1), **({} if found else {"error": tail[-800:]})}
+
+    def step_functional(self, suites: Path) -> None:
+        """methods on CUDA and the vision sources, side by side (rows judged, not timings)."""
+        limit = self.limit("functional", ())
+        procs = {}
+        for step, suite in (("methods", "methods.toml"), ("vision", "vision.toml")):
+            log = open(self.work / "logs" / f"bench-{step}.log", "wb")
+            argv = self.harness("bench", str(suites / suite), "--results", str(self.work / "results"))
+            self.log(f"bench-{step}: {' '.join(argv)} (limit {limit:.0f}s)")
+            procs[step] = (subprocess.Popen(argv, cwd=self.work, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True), time.time())
+            self.children.append(procs[step][0])
+            self.running[step] = (f"check-{step}", time.time())
+        end = time.time() + limit
+        for step, (proc, t0) in procs.items():
+            try:
+                rc: int | None = proc.wait(timeout=max(1.0, end - time.time()))
+            except subprocess.TimeoutExpired:
+                rc = None
+                self.stop(proc)
+            self.children.remove(proc)
+            self.running.pop(step, None)
+            tail = (self.work / "logs" / f"bench-{step}.log").read_text(errors="replace")[-3000:]
+            self.judge_suite(step, f"check-{step}", rc, time.time() - t0, tail)
+
+    def step_driver(self) -> None:
+        """Dry run: the children's code that only the GPU run executes compiles, and the
+        names it imports from the harness exist."""
+        problems = []
+        for name, code in (("timer", timer_code("cuda")), ("train", train_code("digits-mlp"))):
+            try:
+                compile(code, name, "exec")
+            except SyntaxError as exc:
+                problems.append(f"{name} child: {exc}")
+        names = ("from harness_plugins.sources.builtin.digits import load_trained, prepare\n"
+                 "from harness_plugins.tasks.classification import ClassificationConfig, ClassificationData\n"
+                 "from harness.measure.torchao_status import torchao_status\n"
+                 "import harness.cli\n")
+        rc, tail, seconds = self.run("driver-imports", self.py(names), 60)
+        if rc != 0:
+            problems.append(f"the children's imports fail: {tail[-800:]}")
+        self.record("driver", status="fail" if problems else "pass", seconds=round(seconds, 1), problems=problems)
+
+    def dry(self, suites: Path) -> None:
+        for step in ("pytest", "gpu", "repro", "methods", "vision"):
+            self.record(step, status="not run", detail="dry run (no GPU)")
+
+    def main(self) -> int:
+        def on_signal(signum: int, _frame: Any) -> None:
+            self.log(f"signal {signum}: stopping the running step, writing the summary")
+            self.stop_all()
+            self.summary["stopped_by_signal"] = signum
+            for step, (suite_name, t0) in list(self.running.items()):  # judge what rows there are
+                self.judge_suite(step, suite_name, None, time.time() - t0, "stopped by a signal",
+                                 judge_extra=step == "gpu")
+            self.write()
+            self.tar()
+            sys.exit(124)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.log(f"work directory {self.work}, summary in {self.out}, {self.left():.0f}s budget")
+        if self.args.install_log:
+            self.record("install", status="pass" if self.args.install_rc == 0 else "fail",
+                        exit=self.args.install_rc,
+                        detail=Path(self.args.install_log).read_text(errors="replace")[-1500:]
+                        if Path(self.args.install_log).exists() else "")
+        self.step_wheels()
+        suites = self.prepare_suites()
+        if self.args.dry_run:
+            self.step_validate(suites)
+            self.step_env()
+            self.step_driver()
+            self.dry(suites)
+        else:
+            self.start_training()
+            self.step_env()
+            self.step_validate(suites)
+            self.step_pytest()
+            self.tar()
+            self.wait_training(max(5.0, self.left() - sum(RESERVE[s] for s in ("gpu", "repro", "functional"))))
+            for step in (self.step_gpu, self.step_repro, self.step_functional,
+                         lambda suites: self.step_repro(suites, "per-call")):
+                step(suites)
+                self.tar()
+            self.stop_all()
+        self.write(final=True)
+        self.tar()
+        v = self.summary["verdict"]
+        self.log(f"verdict: {v['overall']} — summary in {self.out / 'summary.md'}")
+        print((self.out / "summary.md").read_text(), flush=True)
+        return 0 if v["overall"] in ("PASS", "DRY RUN OK") else 1
+
+
+def timer_code(device: str) -> str:
+    """A child's code: torch.utils.benchmark.Timer's median (ms) per batch size of the
+    repro model on the harness's own inputs, on the line starting with @@."""
+    return textwrap.dedent(f"""\
+        import json, torch
+        from torch.utils.benchmark import Timer
+        from harness_plugins.sources.builtin.digits import load_trained
+        from harness_plugins.tasks.classification import ClassificationConfig, ClassificationData
+        device = {device!r}
+        model = load_trained({REPRO_MODEL!r}).to(device).eval()
+        task = ClassificationData(ClassificationConfig("digits"), device)
+        out = {{}}
+        for b in {REPRO_BATCHES!r}:
+            x = task.example_input(b).to(device)
+            with torch.inference_mode():
+                for _ in range(50):
+                    model(x)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                timer = Timer("model(x)", globals={{"model": model, "x": x}}, num_threads=torch.get_num_threads())
+                out[str(b)] = timer.blocked_autorange(min_run_time=1.5).median * 1e3
+        print("@@" + json.dumps(out))
+        """)
+
+
+def train_code(ref: str) -> str:
+    """A child's code: train a builtin model into the cache unless it is there."""
+    return f"from harness_plugins.sources.builtin.digits import prepare; prepare({ref!r})"
+
+
+def junit_counts(xml: Path) -> dict[str, Any]:
+    """tests, failures, errors, skipped and the failing tests' first lines from pytest's XML."""
+    if not xml.exists():
+        return {}
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(xml).getroot()
+    except ET.ParseError:
+        return {}
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        return {}
+    counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    failures, skips = [], []
+    for case in suite.iter("testcase"):
+        name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+        for child in case:
+            if child.tag in ("failure", "error"):
+                failures.append(f"{name}: {_first_line(child.get('message'))}")
+            elif child.tag == "skipped":
+                skips.append(f"{name}: {_first_line(child.get('message'))}")
+    return {**counts, "failures": failures, "skips": skips}
+
+
+def row_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A compact line per row for the summary."""
+    out = []
+    for row in rows:
+        m = row.get("metrics") or {}
+        out.append({"model": row.get("model"), "method": row.get("method"), "status": row.get("status"),
+                    "accuracy": m.get("accuracy"), "p50_ms": m.get("latency_ms_p50"),
+                    "throughput_sps": m.get("throughput_sps"), "compile_s": m.get("compile_s"),
+                    "gpu_mem_mb": m.get("gpu_peak_mem_mb", m.get("gpu_device_peak_mem_mb")),
+                    "gpu_j_per_1k": m.get("gpu_energy_j_per_1k"), "clocks_moved": m.get("timing_clocks_moved"),
+                    "noisy": m.get("timing_noisy"), "why": _first_line(row.get("error")) or
+                    ((row.get("provenance") or {}).get("latency_ms_p50", "") if "latency_ms_p50" not in m else "")})
+    return out
+
+
+def verdict(summary: dict[str, Any]) -> dict[str, Any]:
+    """The pass/fail judgements docs/gpu.md names, from the steps' figures."""
+    steps = summary.get("steps", {})
+    if summary.get("dry_run"):
+        failed = [s for s in ("wheels", "validate", "env", "driver") if steps.get(s, {}).get("status") == "fail"]
+        return {"overall": "DRY RUN FAILED" if failed else "DRY RUN OK", "failed_steps": failed}
+
+    def status(name: str) -> str:
+        return steps.get(name, {}).get("status", "not run")
+
+    rows_ok = all(steps.get(s, {}).get("rows", {}).get("pass") for s in ("gpu", "methods", "vision"))
+    nvml_ok = all(steps.get(s, {}).get("nvml", {}).get("pass") for s in ("gpu", "methods", "vision"))
+    b2b = steps.get("repro", {}).get("back-to-back", {})
+    judgements = {
+        "installed": status("env") == "pass" and status("install") in ("pass", "not run"),
+        "cuda_tests": status("pytest") == "pass",
+        "every_row_ok_or_skipped_with_reason": rows_ok,
+        "p50_reproducible_and_matches_timer": bool(b2b.get("pass")),
+        "compiled_int8_not_slower_than_eager": bool(steps.get("gpu", {}).get("compiled_int8", {}).get("pass")),
+        "nvml_memory_and_energy_present": nvml_ok,
+    }
+    return {"overall": "PASS" if all(judgements.values()) else "FAIL", **judgements}
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    v, steps, env = summary.get("verdict", {}), summary.get("steps", {}), summary.get("env", {})
+    lines = [f"# GPU check: {v.get('overall')}{'' if summary.get('complete') else ' (incomplete: still running or stopped)'}",
+             "", f"{summary.get('check')}, started {summary.get('started')}, {summary.get('elapsed_s')} s. "
+             "Thresholds: docs/gpu.md.", ""]
+    if env:
+        lines += [f"- machine: {env.get('gpu', 'no GPU')}; python {env.get('python')}, torch {env.get('torch')}, "
+                  f"torchao {env.get('torchao')}, torch_pruning {env.get('torch_pruning')}",
+                  f"- torchao status: {_fmt(json.dumps(env.get('torchao_status'), default=str))[:400]}",
+                  f"- onnxruntime {env.get('onnxruntime')}: CUDA provider {'yes' if env.get('onnxruntime_cuda') else 'no'}, "
+                  f"TensorRT provider {'yes' if env.get('onnxruntime_tensorrt') else 'no'} "
+                  f"({', '.join(env.get('onnxruntime_providers') or [])}); not a harness runtime yet (issue 20)", ""]
+    lines += ["## Judgements", "", "| judgement | result |", "| --- | --- |"]
+    lines += [f"| {k} | {'PASS' if val is True else 'FAIL' if val is False else val} |" for k, val in v.items()]
+    lines += ["", "## Steps", "", "| step | status | s | problems |", "| --- | --- | --- | --- |"]
+    for name, step in steps.items():
+        problems = list(step.get("problems", [])) + list(step.get("rows", {}).get("problems", []))
+        problems += list(step.get("nvml", {}).get("problems", []))[:5] + list(step.get("compiled_int8", {}).get("problems", []))
+        cell = "; ".join(problems)[:600].replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {name} | {step.get('status')} | {_fmt(step.get('seconds'))} | {cell} |")
+    for note in steps.get("validate", {}).get("notes", []):
+        lines.append(f"\nnote: {note}")
+    pytest = steps.get("pytest", {})
+    if pytest.get("tests"):
+        lines += ["", f"pytest -m cuda: {pytest.get('last_line')}"]
+        lines += [f"- skipped {s}" for s in pytest.get("skips", [])]
+    gpu = steps.get("gpu", {})
+    for pair in gpu.get("compiled_int8", {}).get("pairs", []):
+        lines.append(f"- {pair['method']}: p50 eager {_fmt(pair['eager_p50_ms'])} ms → compiled "
+                     f"{_fmt(pair['compiled_p50_ms'])} ms (×{pair['p50_compiled_over_eager']}); throughput "
+                     f"×{pair['throughput_compiled_over_eager']}; compile {_fmt(pair['compile_s'])} s")
+    repro = steps.get("repro", {})
+    if repro.get("timer"):
+        lines += ["", "## Latency reproducibility (digits MLP, three benches vs torch.utils.benchmark.Timer)", "",
+                  "| timing | batch | p50 ms per run | ratio to their median | ratio to Timer | Timer ms |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for mode in ("back-to-back", "per-call"):
+            for b in repro.get(mode, {}).get("batches", []):
+                lines.append(f"| {mode}{'' if mode == 'back-to-back' else ' (not judged)'} | {b['batch']} | "
+                             f"{', '.join(_fmt(x) for x in b['p50_ms'])} | {b.get('vs_median', '')} | "
+                             f"{b.get('vs_timer', '')} | {_fmt(b.get('timer_ms'))} |")
+    for name in ("gpu", "methods", "vision"):
+        step = steps.get(name, {})
+        if not step.get("table"):
+            continue
+        lines += ["", f"## Rows of {name} ({step.get('rows', {}).get('counts')})", "",
+                  "| model | method | status | acc | p50 ms | samples/s | compile s | GPU MB | GPU J/1k | why / note |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in step["table"]:
+            flags = ("^" if r.get("clocks_moved") else "") + ("~" if r.get("noisy") else "")
+            lines.append(f"| {r['model']} | {r['method']} | {r['status']} | {_fmt(r['accuracy'])} | "
+                         f"{_fmt(r['p50_ms'])}{flags} | {_fmt(r['throughput_sps'])} | {_fmt(r['compile_s'], 3)} | "
+                         f"{_fmt(r['gpu_mem_mb'])} | {_fmt(r['gpu_j_per_1k'])} | "
+                         f"{str(r.get('why') or '')[:160].replace('|', '/')} |")
+    lines += ["", "(^ the SM clock moved while timing, ~ noisy timing; results.tar.gz holds the rows and logs)", ""]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="no GPU: check wheels, suites, summary")
+    parser.add_argument("--wheels", default=str(ROOT / ".whl"), help="the carried wheel folder")
+    parser.add_argument("--skip-wheels", action="store_true", help="do not check the carried wheels")
+    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-check-out", help="where the summary goes")
+    parser.add_argument("--work", default=None, help="work directory (default: a new temp dir)")
+    parser.add_argument("--python", default=None, help="the interpreter with torch and the harness")
+    parser.add_argument("--budget-s", type=float, default=450.0, help="seconds for all steps")
+    parser.add_argument("--deadline", type=float, default=None, help="epoch seconds to finish by")
+    parser.add_argument("--device", default="cuda",
+                        help="rehearse the driver on another device (cpu): the suites' device is replaced")
+    parser.add_argument("--install-rc", type=int, default=None)
+    parser.add_argument("--install-log", default=None)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(Check(parse_args()).main())
