@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.metrics import Metric
+from harness.metrics import Metric, aggregate
 
 if TYPE_CHECKING:
     from harness.result import RunResult
     from harness.spec import RunSpec
 
-__all__ = ["Metric", "Outcomes", "Skip", "Method", "ModelSource", "TaskKind", "PreparedTask",
+__all__ = ["Metric", "Outcomes", "aggregate", "Skip", "Method", "ModelSource", "TaskKind", "PreparedTask",
            "Executor", "Reporter", "RunContext", "NoParams"]
 
 FAMILIES = ("none", "quantization", "pruning", "sparsity", "distillation", "training")

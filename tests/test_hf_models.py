@@ -100,7 +100,8 @@ def test_fidelity_of_an_encoder_compares_hidden_states(zoo, tmp_path: Path) -> N
     model = _load(zoo, "bert")
     task = _fidelity(tmp_path, model)
     same = task.evaluate(model)
-    assert same["fidelity_mode"] == "encoder" and same["fidelity_states"] == "pooler_output"
+    assert same["fidelity_mode"] == "encoder" and same["fidelity_pooling"] == "mean"  # no sentence-transformers config
+    assert same["fidelity_states"].startswith("mean of the last hidden states over the attention mask")
     assert same["cosine_mean"] == pytest.approx(1.0, abs=1e-9) and same["max_abs_diff"] == 0.0
     assert same["fidelity_positions"] == len([line for line in TEXT.splitlines() if line])
     moved = task.evaluate(_perturbed(model))

@@ -136,13 +136,21 @@ def zero_fraction(tensors: list[Any]) -> float | None:
     return value
 
 
+def _weight_key(tensor: Any) -> tuple[Any, ...]:
+    try:
+        leaves = stored_tensors(tensor)
+    except Exception:
+        leaves = []
+    return _storage_key(leaves[0]) if leaves else ("id", id(tensor))
+
+
 def _zeros(weights: list[tuple[Any, Any]]) -> tuple[float | None, list[str]]:
     zeros = total = 0
     unreadable: dict[str, int] = {}
     seen: set[tuple[Any, ...]] = set()
     alive = [tensor for _, tensor in weights]  # unpacked weights are temporaries: no address reused
     for tensor in alive:
-        key = _storage_key(stored_tensors(tensor)[0])
+        key = _weight_key(tensor)
         if key in seen:  # a weight tied to another layer's counts once
             continue
         seen.add(key)

@@ -6,7 +6,10 @@ compares and reports). Inputs: a causal LM reads the ``text`` file as ``seq_len`
 windows; any other text model reads its non-empty lines, one input each (tokenized with
 the model's tokenizer, truncated to ``seq_len``); a classifier may instead read a bundled
 ``dataset``. The mode is chosen from the model's outputs unless ``mode`` names one, and is
-reported as ``fidelity_mode``.
+reported as ``fidelity_mode``; an encoder's vectors are pooled as the model is used
+(:mod:`.pooling`), reported as ``fidelity_pooling``. The primary metric is
+``top1_agreement`` (per-position 0/1 outcomes) for distributions and ``cosine_mean``
+(per-vector cosines) for hidden states.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, Literal
 from harness.api import TaskKind
 from harness.toolkit import OMIT_AT_DEFAULT
 from harness_plugins.tasks.lm import fidelity_modes as modes
+from harness_plugins.tasks.lm import pooling
 from harness_plugins.tasks.lm.text_task import TextKeys, TextTask, missing_file
 
 
@@ -28,6 +32,9 @@ class FidelityConfig(TextKeys):
     split: str = "test"
     mode: Literal["auto", "causal-lm", "masked-lm", "classifier", "encoder"] = field(default="auto", metadata=OMIT_AT_DEFAULT)
     states: Literal["pooled", "tokens"] = field(default="pooled", metadata=OMIT_AT_DEFAULT)  # encoder mode: one pooled vector per input, or every token
+    # encoder mode, pooled states: auto = sentence-transformers' pooling config, else the mean. A plain
+    # field (not OMIT_AT_DEFAULT): its default no longer compares pooler_output, so old results' ids change.
+    pooling: Literal["auto", "cls", "mean", "max", "pooler"] = "auto"
     max_tokens: int = 512  # per-token modes: positions compared (the original's outputs are kept in memory)
     max_samples: int = 2000  # per-input modes: inputs (lines of text, or data set samples) compared
     batch_size: int = 8
@@ -36,6 +43,8 @@ class FidelityConfig(TextKeys):
         super().__post_init__()
         if (self.text is None) == (self.dataset is None):
             raise ValueError("set exactly one of text (for text models) or dataset (for classifiers)")
+        if self.states == "tokens" and self.pooling != "auto":
+            raise ValueError("pooling applies to states = 'pooled': with states = 'tokens' every token is compared")
         if min(self.max_tokens, self.max_samples, self.batch_size) < 1:
             raise ValueError("max_tokens, max_samples and batch_size must be >= 1")
         if self.dataset is not None:
@@ -60,6 +69,7 @@ class FidelityData(TextTask):
             self.classification = ClassificationData(
                 ClassificationConfig(config.dataset, config.split, config.batch_size), ctx.device)
         self.mode = config.mode
+        self.pooled: tuple[str, ...] | None = None  # encoder mode: the pooling modes (None: every token)
         self.reference: Any = None
         self.figures: dict[str, Any] = {}
         self._batches: list[Any] | None = None
@@ -97,7 +107,7 @@ class FidelityData(TextTask):
                 moved = self.to_device(batch)
                 mask = moved.get("attention_mask", torch.ones_like(moved["input_ids"])) \
                     if isinstance(moved, dict) else None
-                out.append(modes.rows(modes.run_model(model, moved, self.mode), self.mode, mask, self.config.states))
+                out.append(modes.rows(modes.run_model(model, moved, self.mode), self.mode, mask, self.pooled))
                 n += len(out[-1])
                 if limit is not None and n >= limit:
                     break
@@ -124,8 +134,12 @@ class FidelityData(TextTask):
         if problem:
             raise ValueError(f"fidelity: {problem}; set mode to one of {', '.join(modes.MODES[1:])} that fits")
         self.figures = {"fidelity_mode": self.mode}
-        if self.mode == "encoder":
-            self.figures["fidelity_states"] = modes.states_compared(out, self.config.states)
+        if self.mode == "encoder" and self.config.states == "tokens":
+            self.figures["fidelity_states"] = "last hidden state at every non-padding token"
+        elif self.mode == "encoder":
+            self.pooled, source = pooling.choose(model, self.config.pooling, modes.has_pooler(out))
+            self.figures["fidelity_pooling"] = "+".join(self.pooled)
+            self.figures["fidelity_states"] = pooling.describe(self.pooled, source)
 
     def before_compression(self, model: Any) -> None:
         if self.classification is None:

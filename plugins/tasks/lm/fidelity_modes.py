@@ -5,19 +5,23 @@
   ``logits`` are per token: masked LMs, token classifiers);
 - ``classifier``: one class distribution per input (sequence and image classifiers, plain
   classifiers returning a tensor);
-- ``encoder``: hidden states (no distribution): the pooled vector per input
-  (``pooler_output`` where the model has one, else the mean of the last hidden states over
-  the attention mask) or, with ``states = "tokens"``, the last hidden state at every
+- ``encoder``: hidden states (no distribution): the pooled vector per input, pooled as the
+  model is used (:mod:`.pooling`: sentence-transformers' pooling config, else the mean
+  over the attention mask) or, with ``states = "tokens"``, the last hidden state at every
   non-padding position.
 
 Distributions give ``top1_agreement`` and ``kl_div_mean``/``kl_div_max`` (KL(original ||
 compressed), nats); hidden states give ``cosine_mean``/``cosine_min`` (per vector) and
-``max_abs_diff`` (over all elements).
+``max_abs_diff`` (over all elements). Each comparison also returns the per-row outcomes of
+its primary figure (0/1 agreement per position, cosine per vector) under ``"outcomes"``.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from harness.api import Outcomes
+from harness_plugins.tasks.lm import pooling
 
 MODES = ("auto", "causal-lm", "masked-lm", "classifier", "encoder")
 DISTRIBUTION_MODES = ("causal-lm", "masked-lm", "classifier")
@@ -71,9 +75,10 @@ def check_mode(mode: str, out: Any, causal: bool, model_name: str) -> str | None
     return None
 
 
-def rows(out: Any, mode: str, mask: Any, states: str) -> Any:
+def rows(out: Any, mode: str, mask: Any, pooled: tuple[str, ...] | None) -> Any:
     """One row per compared position or input (float32, on the CPU): log-probabilities for
-    the distribution modes, hidden-state vectors for ``encoder``."""
+    the distribution modes, hidden-state vectors for ``encoder`` (pooled by the
+    :mod:`.pooling` modes ``pooled``; None: every non-padding token)."""
     import torch.nn.functional as F
 
     if mode in DISTRIBUTION_MODES:
@@ -82,34 +87,28 @@ def rows(out: Any, mode: str, mask: Any, states: str) -> Any:
             logits = logits[mask.bool()]
         return F.log_softmax(logits, dim=-1).reshape(-1, logits.shape[-1]).cpu()
     hidden = _last_hidden(out).float()
-    if states == "tokens":
+    if pooled is None:
         return hidden[mask.bool()].cpu()
-    pooled = getattr(out, "pooler_output", None)
-    if pooled is not None:
-        return pooled.float().cpu()
-    weights = mask.to(hidden.dtype).unsqueeze(-1)
-    return ((hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)).cpu()
+    return pooling.pool(out, hidden, mask, pooled).cpu()
 
 
-def states_compared(out: Any, states: str) -> str:
-    if states == "tokens":
-        return "last hidden state at every non-padding token"
-    if getattr(out, "pooler_output", None) is not None:
-        return "pooler_output"
-    return "mean of the last hidden states over the attention mask"
+def has_pooler(out: Any) -> bool:
+    return getattr(out, "pooler_output", None) is not None
 
 
-def distribution_figures(ref: Any, new: Any) -> dict[str, float]:
-    agree = (new.argmax(dim=-1) == ref.argmax(dim=-1)).float()
+def distribution_figures(ref: Any, new: Any) -> dict[str, Any]:
+    agree = (new.argmax(dim=-1) == ref.argmax(dim=-1)).double()
     kl = (ref.exp() * (ref - new)).sum(dim=-1).clamp_min(0)
     return {"top1_agreement": float(agree.mean()), "kl_div_mean": float(kl.mean()),
-            "kl_div_max": float(kl.max()), "fidelity_positions": int(len(ref))}
+            "kl_div_max": float(kl.max()), "fidelity_positions": int(len(ref)),
+            "outcomes": Outcomes("top1_agreement", agree.tolist())}
 
 
-def state_figures(ref: Any, new: Any) -> dict[str, float]:
+def state_figures(ref: Any, new: Any) -> dict[str, Any]:
     import torch.nn.functional as F
 
     ref, new = ref.double(), new.double()  # an unchanged model reads exactly 1.0
     cosine = F.cosine_similarity(ref, new, dim=-1, eps=1e-12).clamp(-1.0, 1.0)
     return {"cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min()),
-            "max_abs_diff": float((ref - new).abs().max()), "fidelity_positions": int(len(ref))}
+            "max_abs_diff": float((ref - new).abs().max()), "fidelity_positions": int(len(ref)),
+            "outcomes": Outcomes("cosine_mean", cosine.tolist())}

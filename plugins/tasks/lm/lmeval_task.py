@@ -3,17 +3,24 @@
 The (compressed) model and its tokenizer object are wrapped in lm-eval's ``HFLM`` as they
 are: nothing is re-loaded from disk or the hub. lm-eval's own default seeds are used, so a
 figure equals what ``lm_eval.simple_evaluate`` reports for the same model and task.
+
+The primary metric is lm-eval's own (the task's first metric, or ``metric``), named as the
+harness reports it (``acc``, ``acc_norm``, ``exact_match_strip``) with lm-eval's direction;
+its per-sample outcomes are the per-document values lm-eval logs (``log_samples``), in
+document order, when they make the reported figure (mean aggregations, perplexities and
+bits per byte); corpus-level metrics (BLEU, F1 over the corpus) have none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.api import TaskKind
+from harness.api import Metric, Outcomes, TaskKind, aggregate
 from harness_plugins.tasks.lm.text_task import TextKeys, TextTask, missing_file, suite_path
 
 
@@ -65,6 +72,51 @@ def primary_metric(config: dict[str, Any], metrics: dict[str, float], wanted: st
         if filtered:
             return filtered[0], name
     return None
+
+
+def _flat_name(metric: str, filter_name: str) -> str:
+    return metric if filter_name == "none" else f"{metric}_{filter_name}"
+
+
+def _candidates(raw: list[Any]) -> list[tuple[str, list[float], list[float] | None]]:
+    """(aggregate, values, weights) that lm-eval's per-document values may make the figure
+    with: a mean of numbers, exp(-mean) of log-likelihoods (``perplexity``), and for
+    (log-likelihood, length) pairs exp(-Σll/Σlength) (``weighted_perplexity``) and
+    -Σll/Σlength/ln 2 (``bits_per_byte``)."""
+    if all(isinstance(v, (int, float)) for v in raw):
+        values = [float(v) for v in raw]
+        return [("mean", values, None), ("exp_mean", [-v for v in values], None)]
+    pairs = all(isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
+                and v[1] > 0 for v in raw)
+    if not pairs:
+        return []
+    per_unit, lengths = [-float(ll) / float(n) for ll, n in raw], [float(n) for _, n in raw]
+    return [("exp_mean", per_unit, lengths), ("mean", [v / math.log(2) for v in per_unit], lengths)]
+
+
+def primary_outcomes(samples: dict[str, list[dict[str, Any]]], key: str, figure: float,
+                     higher: dict[str, Any]) -> tuple[Outcomes | None, str]:
+    """The per-document outcomes of the reported metric ``key`` (a flattened name) from
+    lm-eval's logged samples (subtasks by name, documents by id), in the direction
+    ``higher`` (lm-eval's ``higher_is_better`` of the task) gives its metric, and how they
+    were had; (None, why) when no aggregation of them makes ``figure``."""
+    raw, name = [], key
+    for task in sorted(samples):
+        for sample in sorted(samples[task], key=lambda s: s.get("doc_id", 0)):
+            names = [m for m in sample.get("metrics") or [] if _flat_name(m, sample.get("filter", "none")) == key]
+            if names and names[0] in sample:
+                raw.append(sample[names[0]])
+                name = names[0]
+    if not raw:
+        return None, f"lm-eval logged no per-document '{key}'"
+    higher_is_better = higher.get(name) is not False
+    for how, values, weights in _candidates(raw):
+        if math.isclose(aggregate(how, values, weights), figure, rel_tol=1e-9, abs_tol=1e-12):
+            share = how == "mean" and higher_is_better and all(0.0 <= v <= 1.0 for v in values)
+            metric = Metric(key, key, higher_is_better=higher_is_better, unit="%" if share else "",
+                            scale=100 if share else 1.0, aggregate=how, description=f"lm-eval's {key}")
+            return Outcomes(metric, values, weights), f"{len(values)} documents' {key} from lm-eval's logged samples"
+    return None, f"no mean of lm-eval's per-document '{key}' makes its figure (a corpus-level metric)"
 
 
 def samples_hash(samples: list[dict[str, Any]]) -> str:
@@ -119,6 +171,9 @@ class LMEvalData(TextTask):
             if stderr in metrics:
                 metrics["accuracy_stderr"] = metrics[stderr]
         samples = out.get("samples") or {}
+        outcomes, how = None, "no primary metric"
+        if primary is not None:
+            outcomes, how = primary_outcomes(samples, primary[0], metrics[primary[0]], higher)
         metrics["lm_eval"] = {
             "version": getattr(lm_eval, "__version__", None),
             "task": c.task, "primary_metric": primary[0] if primary else None,
@@ -127,7 +182,10 @@ class LMEvalData(TextTask):
             "config_hashes": {name: hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
                               for name, cfg in configs.items()},
             "configs": json.loads(json.dumps(configs, default=str)),
+            "outcomes": how,
         }
+        if outcomes is not None:
+            metrics["outcomes"] = outcomes
         return metrics
 
 

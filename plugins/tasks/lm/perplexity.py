@@ -1,4 +1,9 @@
-"""The ``perplexity`` task: rolling log-likelihood of a causal LM over a local text file."""
+"""The ``perplexity`` task: rolling log-likelihood of a causal LM over a local text file.
+
+Its primary metric is ``perplexity``; the per-sample outcomes are the windows' mean
+negative log-likelihood per scored token, weighted by their scored tokens, so that exp of
+their weighted mean is the perplexity.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.api import TaskKind
+from harness.api import Outcomes, TaskKind
 from harness_plugins.tasks.lm.text_task import TextKeys, TextTask, missing_file
 
 
@@ -46,7 +51,7 @@ class PerplexityData(TextTask):
         super().__init__(config, ctx, text_file=config.text)
         self.config = config
 
-    def evaluate(self, model: Any) -> dict[str, float]:
+    def evaluate(self, model: Any) -> dict[str, Any]:
         import torch
         import torch.nn.functional as F
 
@@ -61,7 +66,7 @@ class PerplexityData(TextTask):
         context = getattr(model.config, "max_position_embeddings", None) or 1024
         max_length = self.config.max_length or min(context, 1024)
         spans = windows(len(ids), max_length, self.config.stride or max_length)
-        nll = 0.0
+        window_nll, window_tokens = [], []  # per window, in text order
         with torch.inference_mode():
             for i in range(0, len(spans), self.config.batch_size):
                 chunk = spans[i:i + self.config.batch_size]
@@ -76,10 +81,14 @@ class PerplexityData(TextTask):
                 for row, (begin, end, first) in enumerate(chunk):
                     positions = torch.arange(first - begin, end - begin)
                     targets = batch[row, positions].to(self.device)
-                    nll -= float(logprobs[row, positions - 1].gather(-1, targets[:, None]).sum())
+                    window_nll.append(-float(logprobs[row, positions - 1].gather(-1, targets[:, None]).double().sum()))
+                    window_tokens.append(len(positions))
+        nll = sum(window_nll)
         n_tokens, n_bytes = len(ids) - 1, len(text.encode("utf-8"))
         return {"perplexity": math.exp(nll / n_tokens), "bits_per_byte": nll / math.log(2) / n_bytes,
-                "nll_per_token": nll / n_tokens, "eval_tokens": n_tokens, "eval_bytes": n_bytes}
+                "nll_per_token": nll / n_tokens, "eval_tokens": n_tokens, "eval_bytes": n_bytes,
+                "outcomes": Outcomes("perplexity", [v / n for v, n in zip(window_nll, window_tokens)],
+                                     [float(n) for n in window_tokens])}
 
 
 class Perplexity(TaskKind):
