@@ -210,3 +210,17 @@ def test_mcnemar_matches_scipy() -> None:
         b = sum(1 for x, y in zip(base, method) if x and not y)
         c = sum(1 for x, y in zip(base, method) if y and not x)
         assert mcnemar_exact(base, method) == pytest.approx(binomtest(min(b, c), b + c, 0.5).pvalue, rel=1e-12)
+
+
+def test_compiled_runs_show_their_speed_against_the_eager_baseline_too() -> None:
+    def row(method: str, compile_mode: str, sps: float) -> RunResult:
+        r = _row(method, "accuracy", [1.0, 0.0, 1.0, 1.0], throughput=sps)
+        r.run_id, r.spec = f"{method}-{compile_mode}", {"accuracy_gate": 0.99, "measure": {"compile": compile_mode}}
+        return r
+
+    frame = build_frame([row("baseline", "none", 239.0), row("magnitude", "none", 230.0),
+                         row("baseline+compile", "default", 118.0), row("magnitude+compile", "default", 171.0)])
+    frame = frame.set_index("method")
+    assert frame.loc["magnitude+compile", "speedup"] == pytest.approx(171 / 118)  # vs its compiled baseline
+    assert frame.loc["magnitude+compile", "speedup_vs_eager"] == pytest.approx(171 / 239)  # slower than eager
+    assert np.isnan(frame.loc["magnitude", "speedup_vs_eager"])
