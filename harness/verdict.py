@@ -76,14 +76,12 @@ def bootstrap_retained(metric: Metric, base: dict[str, Any], method: dict[str, A
     wm = np.asarray(method["weights"], dtype=float) if method.get("weights") is not None else w
     rng = np.random.default_rng(seed)
     ratios = []
-    for start in range(0, resamples, CHUNK):  # (rows × n) counts at a time: bounded memory
+    for start in range(0, resamples, CHUNK):  # (rows × n) indices at a time: bounded memory
         rows = min(CHUNK, resamples - start)
         idx = rng.integers(0, n, size=(rows, n))
-        counts = np.zeros((rows, n))
-        np.add.at(counts, (np.arange(rows)[:, None], idx), 1.0)  # how often each sample was drawn
 
-        def agg(values: Any, weights: Any, counts: Any = counts) -> Any:
-            mean = (counts @ (values * weights)) / (counts @ weights)
+        def agg(values: Any, weights: Any, idx: Any = idx) -> Any:
+            mean = (values * weights)[idx].sum(axis=1) / weights[idx].sum(axis=1)
             return np.exp(mean) if metric.aggregate == "exp_mean" else mean
 
         a, b = agg(xb, w), agg(xm, wm)
