@@ -94,6 +94,29 @@ def test_a_failed_compilation_leaves_the_timings_absent_not_the_run_failed(monke
     assert figures.metrics["size_mb"] > 0  # what does not need the compiled model is still there
 
 
+def test_a_batch_size_that_does_not_compile_leaves_only_its_figures_absent(monkeypatch) -> None:
+    """As torchao's compiled int8 matmul on an H200: batch 1 refused (M must exceed 16),
+    the larger batch sizes compiled and timed."""
+    import harness.measure.compiled as compiled
+    from harness.measure.perf import measure_model
+
+    def picky(model: Any, **kwargs: Any) -> Any:
+        def call(x: Any) -> Any:
+            if x.shape[0] == 1:
+                raise RuntimeError("self.size(0) needs to be greater than 16, but got 1")
+            return model(x)
+        return call
+
+    counts = iter([(0, 0), (1, 0)])
+    monkeypatch.setattr(torch, "compile", picky)
+    monkeypatch.setattr(compiled, "_dynamo_counts", lambda: next(counts))
+    config = MeasureConfig(**(MEASURE | {"energy": False, "compile": "default", "batch_sizes": [1, 8]}))
+    figures = measure_model(torch.nn.Linear(64, 10).eval(), Task(), config, "cpu")
+    assert figures.provenance["latency_ms_p50"].startswith("absent: torch.compile(mode='default', dynamic=False) "
+                                                           "failed at batch 1: RuntimeError: self.size(0)")
+    assert figures.metrics["throughput_sps"] > 0 and set(figures.metrics["latency"]) == {"8"}
+
+
 def test_a_moving_gpu_clock_is_flagged_and_marked(fake_cuda) -> None:  # noqa: F811
     from harness.measure.perf import measure_model
 

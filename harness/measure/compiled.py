@@ -34,6 +34,7 @@ class Compiled:
     seconds: dict[int, float] = field(default_factory=dict)  # batch size -> its compiling call
     how: str = ""  # for provenance
     failed: str = ""  # why there is nothing to time
+    failed_batches: dict[int, str] = field(default_factory=dict)  # batch size -> why it did not compile
     graphs: int = 0  # graphs dynamo captured
     graph_breaks: int = 0
 
@@ -66,6 +67,11 @@ def _dynamo_counts() -> tuple[int, int]:
     return int(counters["stats"]["unique_graphs"]), int(sum(counters["graph_break"].values()))
 
 
+def _first_line(exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:300]}"
+
+
 def compile_for_timing(model: Any, examples: dict[int, Any], mode: str, device: str) -> Compiled:
     """Compile ``model`` with ``mode`` and warm every batch size in ``examples``."""
     import torch
@@ -77,18 +83,23 @@ def compile_for_timing(model: Any, examples: dict[int, Any], mode: str, device: 
         with _fresh_inductor_cache() as cache, torch.inference_mode():
             compiled = torch.compile(model, mode=mode, dynamic=False)
             for batch, example in sorted(examples.items()):
-                _sync(device)
-                t0 = time.perf_counter()
-                compiled(example)
-                _sync(device)
-                out.seconds[batch] = time.perf_counter() - t0
-                for _ in range(EXTRA_CALLS):
+                try:  # a kernel may refuse one shape (torchao's int8 matmul: batch 1 on CUDA)
+                    _sync(device)
+                    t0 = time.perf_counter()
                     compiled(example)
-                _sync(device)
+                    _sync(device)
+                    out.seconds[batch] = time.perf_counter() - t0
+                    for _ in range(EXTRA_CALLS):
+                        compiled(example)
+                    _sync(device)
+                except Exception as exc:  # a compiler error is a finding about this model, not a failed run
+                    out.failed_batches[batch] = f"{out.how} failed at batch {batch}: {_first_line(exc)}"
         graphs, breaks = _dynamo_counts()
-    except Exception as exc:  # a compiler error is a finding about this model, not a failed run
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        out.failed = f"{out.how} failed: {type(exc).__name__}: {first[:300]}"
+    except Exception as exc:
+        out.failed = f"{out.how} failed: {_first_line(exc)}"
+        return out
+    if not out.seconds:
+        out.failed = next(iter(out.failed_batches.values()))
         return out
     out.graphs, out.graph_breaks = graphs - graphs0, breaks - breaks0
     if out.graphs == 0:

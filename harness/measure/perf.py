@@ -126,8 +126,9 @@ def _timed(model: Any, task: Any, config: MeasureConfig, device: str, batch_size
     if timed is not None:
         clocks = ClockWatch.open(device, config.clock_tolerance)
         watch = clocks if isinstance(clocks, ClockWatch) else None
-        latency = {str(b): time_forward(timed, examples[b], config, device, watch) for b in batch_sizes}
-        for b in batch_sizes:
+        ok = [b for b in batch_sizes if b not in compile_note.failed_batches]  # all of them, eager
+        latency = {str(b): time_forward(timed, examples[b], config, device, watch) for b in ok}
+        for b in ok:
             latency[str(b)]["throughput_sps"] = b / (latency[str(b)]["median_ms"] / 1e3)
             if b in compile_note.seconds:
                 latency[str(b)]["compile_s"] = compile_note.seconds[b]
@@ -137,9 +138,9 @@ def _timed(model: Any, task: Any, config: MeasureConfig, device: str, batch_size
         f.update(latency_figures(latency, busy, compile_note.how if compile_note.model is not None else ""))
         f.update(clock_figures(latency, clocks if isinstance(clocks, str) else ""))
         energy = dataclasses.replace(energy or EnergyContext(), busy=busy)
-        sps, basis = sustained_figures(f, timed, examples[batch_sizes[-1]], batch_sizes[-1], config, device,
-                                       meter, energy)
+        sps, basis = sustained_figures(f, timed, examples[ok[-1]], ok[-1], config, device, meter, energy)
         cost_figure(f, config, sps, basis)
+        missing_batch_figures(f, compile_note.failed_batches, batch_sizes)
     else:
         for name in TIMED_KEYS:
             f.absent(name, compile_note.failed)
@@ -148,6 +149,17 @@ def _timed(model: Any, task: Any, config: MeasureConfig, device: str, batch_size
     f.measured("timing", timing_settings(config, batch_sizes, load, cores, load > cores, examples),
                "settings in force while timing; input_sha256 is equal across methods iff the inputs are")
     return f
+
+
+def missing_batch_figures(f: Figures, failed: dict[int, str], batch_sizes: list[int]) -> None:
+    """Headline figures of a batch size that did not compile are absent, with why — never
+    taken from another batch size than the baseline's."""
+    if batch_sizes[0] in failed:
+        for key in ("latency_ms_p50", "latency_ms_p99"):
+            f.absent(key, failed[batch_sizes[0]])
+    if batch_sizes[-1] in failed:
+        for key in ("throughput_sps", "sustained_throughput_sps", "cost_usd_per_1m") + ENERGY_KEYS:
+            f.absent(key, failed[batch_sizes[-1]])
 
 
 def compiled_model(f: Figures, model: Any, task: Any, batch_sizes: list[int], config: MeasureConfig,
