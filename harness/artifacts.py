@@ -1,9 +1,10 @@
 """Compress once per (model, method): the compressed model of a run, stored in the results
 directory and loaded by every other task's run of the same (model, method).
 
-An artifact is keyed by a hash of what decides the compressed weights: the model spec,
-the method steps with their params, seed, device and the versions of harness, torch and
-the plugins — plus the task spec when a step calibrates or trains on the task's data. It
+An artifact is keyed by a hash of what decides the compressed weights: the model spec and
+the contents of the files it names, the method steps with their params, seed, device and
+the versions of harness, torch and the plugins (with their code's hash) — plus the task
+spec and its files when a step calibrates or trains on the task's data. It
 holds the model (``torch.save`` of the whole module) and the compression's own figures
 and step infos. A model that cannot be pickled is compressed in each run, and the row says
 why. Artifacts are pickles written by this harness: ``torch.load`` runs code from them, so
@@ -31,9 +32,12 @@ def artifact_key(spec: RunSpec, methods: list[Any], task_plugin: str) -> str:
     depends_on_task = any(TASK_DEPENDENT & set(m.needs) for m in methods)
     plugins = {name: version for name, version in spec.versions.get("plugins", {}).items()
                if depends_on_task or name != task_plugin}
+    files = dict(spec.versions.get("files") or {})
+    if not depends_on_task:
+        files.pop("task", None)  # the task's data decides nothing here: one artifact for every task
     identity: dict[str, Any] = {"model": spec.model.to_dict(), "steps": [s.to_dict() for s in spec.steps],
                                 "seed": spec.seed, "device": spec.device,
-                                "versions": spec.versions | {"plugins": plugins}}
+                                "versions": spec.versions | {"plugins": plugins, "files": files}}
     if depends_on_task:
         identity["task"] = spec.task.to_dict()
     blob = json.dumps(identity, sort_keys=True, default=str).encode()

@@ -54,6 +54,13 @@ def pending_runs(suite: Suite, plugins: PluginSet, opts: BenchOptions) -> tuple[
     return runs, [r for r in runs if r.run_id not in done]
 
 
+def changed_inputs(todo: list[RunSpec], path: Path) -> int:
+    """How many runs to do have a finished row under the same (model, method, task) but
+    another run id: what they were computed from changed."""
+    stored = {(r.model, r.method, r.task) for r in read_results(path, warn=False) if r.finished}
+    return sum(1 for r in todo if (r.model.name, r.method, r.task.name) in stored)
+
+
 def make_executor(plugins: PluginSet, name: str, jobs: int) -> Any:
     if plugins.get("executor", name) is None:
         raise UsageError(f"unknown executor '{name}'{nearest(name, plugins.names('executor'))}")
@@ -186,6 +193,10 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
         runs, todo = pending_runs(suite, plugins, opts)
         out.print(f"suite [bold]{escape(suite.config.name)}[/]: {len(runs)} runs planned, "
                   f"{len(runs) - len(todo)} already done, {len(todo)} to run → {escape(str(path))}")
+        changed = changed_inputs(todo, path) if not opts.force else 0
+        if changed:
+            out.print(f"[dim]{changed} of these have a stored row made from other inputs (the contents of model "
+                      "or data files, plugin code, versions or settings changed since): kept, and run again[/]")
         if not todo:
             return []
         tables = threading.Thread(target=_import_tables, name="import-pandas", daemon=True)
@@ -197,6 +208,10 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
         tables.join()  # before the idle window, and before any run's timing
         measure_idle_power(todo, out, helpers)
         if os.environ.get("HARNESS_ARTIFACTS", "on") != "off":  # compress once per (model, method)
+            if opts.force:  # redo means redo: no compressed model or timing from before this bench
+                from harness.artifacts import ArtifactStore
+
+                ArtifactStore(store.path.parent / "artifacts").clean()
             for run in todo:
                 run.artifacts_dir = str(store.path.parent / "artifacts")
         return _execute(todo, plugins, executor, store, opts, out)

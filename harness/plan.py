@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from harness import __version__
+from harness.fingerprint import code_hash, files_read
 from harness.machine import installed_version
 from harness.spec import MethodSpec, ModelSpec, RunSpec, StepSpec, TaskSpec
 from harness.suite import Suite
@@ -36,6 +37,18 @@ def _plugins_of(plugins: Any, model: ModelSpec, task: TaskSpec, method: MethodSp
     return names
 
 
+def plugin_versions(plugins: Any, names: set[str]) -> dict[str, str]:
+    """Each plugin's version and the hash of its code (``1.2.0+code.3f2a…``): a plugin
+    edited without a version bump is a different plugin. The core's own plugin counts by
+    the harness version alone."""
+    out = {}
+    for info in plugins.plugins:
+        if info.name in names:
+            code = "" if info.module.split(".")[0] == "harness" else code_hash(info.module)
+            out[info.name] = f"{info.version}+code.{code}" if code else info.version
+    return out
+
+
 def _baseline(plugins: Any) -> MethodSpec:
     return MethodSpec(BASELINE_METHOD, [StepSpec(BASELINE_METHOD, plugins.lookup("method", BASELINE_METHOD).Params())])
 
@@ -56,13 +69,16 @@ def build_plan(suite: Suite, plugins: Any) -> list[RunSpec]:
     modes = suite.measure.compile_modes
     config = suite.config
     runs = []
+    model_files = {m.name: files_read(m.to_dict(), suite.dir) for m in suite.models}
     for model in suite.models:
         for task in suite.tasks:
             if not any(fnmatch.fnmatch(model.name, pattern) for pattern in task.models):
                 continue
+            task_files = files_read(task.to_dict(), suite.dir)
             for method in methods:
                 versions = {"harness": __version__, "torch": torch_version,
-                            "plugins": plugins.versions(_plugins_of(plugins, model, task, method))}
+                            "plugins": plugin_versions(plugins, _plugins_of(plugins, model, task, method)),
+                            "files": {"model": model_files[model.name], "task": task_files}}
                 for mode in modes:
                     measure = dataclasses.replace(suite.measure, compile=mode)
                     identity = {"model": model.to_dict(), "task": task.to_dict(),

@@ -67,6 +67,10 @@ def compress(model: Any, spec: RunSpec, plugins: PluginSet, ctx: RunContext,
     key = artifact_key(spec, [m for m, _ in methods], plugins.get("task", spec.task.kind).plugin.name) if store else ""
     found = store.load(key, spec.device) if store else None
     if found is not None:
+        for method, step in methods:  # what the method refuses, it refuses reused too
+            reason = method.check(model, ctx)
+            if reason:
+                raise Skip(f"{step.use}: {reason}")
         model, meta = found
         note = f"reused: compressed once by run {meta['run_id']} (task {meta['task']}), artifact {key}"
         session.reuse_compression(meta["figures"], note)
