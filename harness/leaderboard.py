@@ -34,7 +34,7 @@ METRIC_COLUMNS = [
 # After COLUMNS in the frame: the other figures, then bookkeeping.
 EXTRA_COLUMNS = [c for c in METRIC_COLUMNS if c not in COLUMNS] + [
     "break_even_inferences", "rank", "accuracy_delta", "estimated", "timing_caveat", "error",
-    "run_id", "suite", "device",
+    "run_id", "suite", "device", "environment",
 ]
 
 
@@ -106,6 +106,16 @@ def _timing_caveat(result: RunResult) -> str:
     return ""
 
 
+def environment_key(result: RunResult) -> str:
+    """Where a run's speed was measured: host, torch, device and GPU (rows without an env:
+    '' — they pair with anything, as before)."""
+    env = result.env or {}
+    if not env.get("hostname"):
+        return ""
+    gpu = env.get("gpu") or (env.get("gpu_state") or {}).get("name") or ""
+    return "|".join(str(v) for v in (env.get("hostname"), env.get("torch"), result.device, gpu))
+
+
 def _measure(result: RunResult, key: str, default: str) -> str:
     """A ``[measure]`` setting the run was made with (rows from before it existed: the default)."""
     value = (result.spec.get("measure") or {}).get(key, default)
@@ -133,6 +143,7 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
             "timing_caveat": _timing_caveat(result), "error": result.first_error_line,
             "gate": result.accuracy_gate, "compile": _measure(result, "compile", "none"),
             "timing_mode": _measure(result, "timing", "per-call"),
+            "environment": environment_key(result),
         }
         for key in METRIC_COLUMNS:
             value = result.metrics.get(key)
@@ -142,7 +153,7 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=list(dict.fromkeys(
         ["suite", "model", "task", "method", "status", "run_id", "device", "estimated", "timing_caveat", "error",
-         "gate", "compile", "timing_mode"] + METRIC_COLUMNS)))
+         "gate", "compile", "timing_mode", "environment"] + METRIC_COLUMNS)))
     for key in METRIC_COLUMNS:
         frame[key] = pd.to_numeric(frame[key], errors="coerce")
 
@@ -166,6 +177,16 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
     frame.loc[frame["compile"] == "none", "speedup_vs_eager"] = None
     frame["accuracy_delta"] = frame["accuracy"] - from_base("accuracy")
     frame["speedup"] = frame["throughput_sps"] / from_base("throughput_sps")
+    # a speed ratio holds only within one environment: never against another machine's baseline
+    def apart(envs: list[Any]) -> Any:  # both known and different
+        return pd.Series([bool(b) and bool(e) and b != e for b, e in zip(envs, frame["environment"])],
+                         index=frame.index, dtype=bool)
+
+    elsewhere = apart([base["environment"].get(k) if k in base.index else None for k in keys])
+    frame.loc[elsewhere, "speedup"] = None
+    frame.loc[apart([base["environment"].get((s, m, t, "none")) for s, m, t, _ in keys]), "speedup_vs_eager"] = None
+    frame.loc[elsewhere, "verdict"] = [(v + "; " if v else "") + "the baseline ran in another environment "
+                                       "(host, torch, device or GPU): no speed ratio" for v in frame.loc[elsewhere, "verdict"]]
     frame["size_ratio"] = from_base("size_mb") / frame["size_mb"]
     from harness.measure.energy import break_even_inferences
 

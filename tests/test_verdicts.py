@@ -224,3 +224,15 @@ def test_compiled_runs_show_their_speed_against_the_eager_baseline_too() -> None
     assert frame.loc["magnitude+compile", "speedup"] == pytest.approx(171 / 118)  # vs its compiled baseline
     assert frame.loc["magnitude+compile", "speedup_vs_eager"] == pytest.approx(171 / 239)  # slower than eager
     assert np.isnan(frame.loc["magnitude", "speedup_vs_eager"])
+
+
+def test_a_baseline_from_another_machine_gives_no_speed_ratio() -> None:
+    base = _row("baseline", "accuracy", [1.0, 1.0, 0.0, 1.0], throughput=100.0)
+    int8 = _row("int8", "accuracy", [1.0, 1.0, 0.0, 1.0], throughput=150.0)
+    base.env = {"hostname": "a", "torch": "2.13.0"}
+    int8.env = {"hostname": "b", "torch": "2.13.0"}
+    frame = build_frame([base, int8]).set_index("method")
+    assert np.isnan(frame.loc["int8", "speedup"]) and "another environment" in frame.loc["int8", "verdict"]
+    assert frame.loc["int8", "holds"] == "yes"  # quality does not depend on the machine
+    int8.env = {"hostname": "a", "torch": "2.13.0"}
+    assert build_frame([base, int8]).set_index("method").loc["int8", "speedup"] == 1.5
