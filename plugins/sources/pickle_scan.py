@@ -65,9 +65,12 @@ def _globals_of_one(stream: io.BytesIO) -> set[str]:
 def unsafe_in_pickle(data: bytes, count: int = 1) -> list[str]:
     """Globals a pickle refers to outside torch's ``weights_only`` allow-list, the
     model's own classes first (not torch's, not builtins)."""
-    from torch import _weights_only_unpickler as allowed
+    try:  # torch's own allow-list (a private module: tested on torch 2.11–2.14)
+        from torch import _weights_only_unpickler as allowed
 
-    safe = set(allowed._get_allowed_globals()) | set(allowed._get_user_allowed_globals())
+        safe = set(allowed._get_allowed_globals()) | set(allowed._get_user_allowed_globals())
+    except (ImportError, AttributeError):  # another torch: fail closed, every global counts as unsafe
+        safe = set()
     return sorted(pickle_globals(data, count) - safe,
                   key=lambda name: (name.startswith(("torch.", "__builtin__.", "builtins.")), name))
 
