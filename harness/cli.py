@@ -60,9 +60,6 @@ def _parser() -> argparse.ArgumentParser:
 
     clean = sub.add_parser("clean", help="remove the stored compressed models (artifacts) of results")
     clean.add_argument("results_dir", type=Path, help=results_help)
-
-    daemon = sub.add_parser("daemon", help="list the fork server daemons (HARNESS_WORKERS=daemon), or stop them")
-    daemon.add_argument("--stop", action="store_true", help="stop them (and any run they still serve)")
     return parser
 
 
@@ -199,29 +196,8 @@ def _clean(args: argparse.Namespace) -> int:
     return 0
 
 
-def _daemon(args: argparse.Namespace) -> int:
-    import time
-
-    from harness.warm import daemon
-
-    if args.stop:
-        pids = daemon.stop()
-        print(f"stopped {len(pids)} fork server daemon(s){': ' if pids else ''}{', '.join(map(str, pids))}")
-        return 0
-    found = daemon.running()
-    for info in found:
-        uses = ", ".join(info.get("uses") or []) or "no plugin preloads"
-        print(f"daemon {info.get('pid')}: up {time.time() - float(info.get('started', time.time())):.0f} s, "
-              f"leaves after {info.get('idle_s', 0):g} s idle; energy {'on' if info.get('energy') else 'off'}; "
-              f"{uses} (key {info['key']})")
-    if not found:
-        print("no fork server daemon runs (HARNESS_WORKERS=daemon starts one)")
-    return 0
-
-
 COMMANDS = {"bench": _bench, "validate": _validate, "plugins": _plugins, "methods": _methods,
-            "leaderboard": _leaderboard, "report": _report, "compare": _compare, "clean": _clean,
-            "daemon": _daemon}
+            "leaderboard": _leaderboard, "report": _report, "compare": _compare, "clean": _clean}
 
 
 def main(argv: list[str] | None = None) -> int:

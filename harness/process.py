@@ -190,7 +190,7 @@ def private(path: Path) -> bool:
 
 def private_runs_root() -> Path | None:
     """:func:`runs_root` where it is this user's own folder (mode 0700), else None: the
-    place for what another user must not plant or read (a daemon's socket, kept figures)."""
+    place for what another user must not plant or read (kept idle-power figures)."""
     root = runs_root()
     return root if root.name.startswith("harness-runs-") and private(root) else None
 

@@ -215,7 +215,7 @@ def start_child(module: str, args: list[str], tmp: Path, env: dict[str, str], se
     if server is not None and not reason:
         (tmp / "env.json").write_text(json.dumps(env))
         request = {"module": module, "args": args, "env": str(tmp / "env.json"), "cwd": os.getcwd(),
-                   "threads": threads, "mode": server.mode}
+                   "threads": threads}
         try:
             return ForkedWorker(server, request)
         except ServerGone as exc:

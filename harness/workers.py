@@ -18,7 +18,7 @@ from harness.process import run_dir, runs_root
 from harness.result import RunResult
 from harness.spec import RunSpec
 from harness.supervise import run_in_subprocess, start_child, supervise
-from harness.warm.client import ForkServer, warm_unavailable, workers_setting
+from harness.warm.client import ForkServer, warm_unavailable
 
 TAIL = 20  # lines of a helper child's output kept for its error message
 
@@ -46,55 +46,38 @@ class _Lines:
             self.buffer = b""
 
 
-class SuiteServer:
-    """The fork server of one ``bench``: started as early as the driver knows its runs
-    (so its imports overlap the driver's start-up; model preparation and the idle
-    measurement are then forked from it), closed after the last run."""
+class Workers:
+    """A bench's source of child processes: :meth:`start` the fork server (nothing where
+    runs start cold), :meth:`run` a spec, :meth:`call` a helper module, :meth:`close`."""
 
     def __init__(self) -> None:
         self.reason = warm_unavailable()  # why runs start cold, or None
         self.server: ForkServer | None = None
         self._stack = ExitStack()
 
-    def start(self, runs: list[Any]) -> None:
+    def start(self, runs: list[RunSpec]) -> None:
+        """Start the fork server for ``runs`` as early as the driver knows them: its imports
+        overlap the driver's own work (model preparation and the idle measurement are then
+        forked from it too) until the first child is forked."""
         if self.server is None and runs and self.reason is None:
             home = self._stack.enter_context(run_dir(runs_root()))  # the server's log, kept while it runs
             from harness.warm.preload import plugin_uses
 
             uses = sorted({use for run in runs  # their plugins' preload modules
                            for use in plugin_uses(run.model.source, run.task.kind, (s.use for s in run.steps))})
-            self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs), uses=uses,
-                                     daemon=workers_setting() == "daemon")
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()  # it ends whatever it still runs, then itself
-            self.server = None
-        self._stack.close()
-
-
-class Workers:
-    """A bench's source of child processes: :meth:`start` the fork server (nothing where
-    runs start cold), :meth:`run` a spec, :meth:`call` a helper module, :meth:`close`."""
-
-    def __init__(self) -> None:
-        self.servers = SuiteServer()
-
-    def start(self, runs: list[RunSpec]) -> None:
-        """Start the fork server for ``runs`` (its imports overlap the driver's own work until the first child is forked from it)."""
-        self.servers.start(runs)
+            self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs), uses=uses)
 
     def run(self, spec: RunSpec, log_path: Path, stop: threading.Event | None = None,
             gpu: str | None = None) -> RunResult:
         """Run ``spec`` in its own worker that sees only ``gpu`` (None: what this process sees)."""
-        return run_in_subprocess(spec, log_path, stop, self.servers.server, self.servers.reason or "", gpu)
+        return run_in_subprocess(spec, log_path, stop, self.server, self.reason or "", gpu)
 
     def call(self, module: str, args: list[str], on_line: Callable[[str], None] | None = None,
              env: dict[str, Any] | None = None) -> tuple[int, list[str]]:
         """Run ``python -m module args`` (forked where it can) to its end: (its exit status,
         its last lines of stdout and stderr together), each line also to ``on_line``."""
-        server = self.servers.server
-        reason = server.wait_ready() if server is not None else self.servers.reason or "no fork server"
+        server = self.server
+        reason = server.wait_ready() if server is not None else self.reason or "no fork server"
         lines = _Lines(on_line)
         with run_dir(runs_root()) as tmp:
             child = start_child(module, args, tmp, dict(os.environ) | (env or {}), server, reason)
@@ -103,4 +86,7 @@ class Workers:
         return code, lines.tail
 
     def close(self) -> None:
-        self.servers.close()
+        if self.server is not None:
+            self.server.close()  # it ends whatever it still runs, then itself
+            self.server = None
+        self._stack.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,54 @@ def test_figures_refuse_zero_for_missing_and_combine_provenance():
         f.measured("x", None, "how")
     assert combine(["measured: a", "measured: b"]) == "measured: a; b"
     assert combine(["measured: a", "estimated: b"]) == "estimated: b"
+
+
+def test_idle_power_is_reused_only_within_idle_reuse_s(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from harness import bench
+
+    root = tmp_path / "harness-runs-test"
+    root.mkdir(mode=0o700)
+    monkeypatch.setattr(bench, "private_runs_root", lambda: root)
+    calls, ram_w = [], [3.0]
+
+    class Helpers:  # stands in for the fork server's helper child: python -m harness.measure.idle
+        def call(self, module: str, args: list[str]) -> tuple[int, list[str]]:
+            calls.append((module, args))
+            return 0, [json.dumps({"cpu_w": 0.5, "ram_w": ram_w[0], "gpu_w": None, "seconds": 2.0,
+                                   "provenance": "measured"})]
+
+    def runs(reuse_s: float) -> list:
+        measure = SimpleNamespace(energy=True, carbon_country="DEU", idle_reuse_s=reuse_s)
+        return [SimpleNamespace(device="cpu", measure=measure, idle=None) for _ in range(2)]
+
+    out = SimpleNamespace(print=lambda *a, **k: None)
+    fresh = runs(0)
+    bench.measure_idle_power(fresh, out, Helpers())
+    assert len(calls) == 1 and calls[0] == ("harness.measure.idle", ["cpu", "DEU"])  # once for both runs
+    assert fresh[1].idle["provenance"] == "measured"
+    bench.measure_idle_power(runs(0), out, Helpers())  # 0: a fresh window every bench
+    assert len(calls) == 2
+    kept = runs(600)
+    bench.measure_idle_power(kept, out, Helpers())  # measured a moment ago: reused
+    assert len(calls) == 2
+    assert kept[0].idle["ram_w"] == 3.0 and "reused: measured 0 s before this bench (idle_reuse_s = 600)" in \
+        kept[0].idle["provenance"]
+    other = runs(600)
+    other[0].measure.carbon_country = other[1].measure.carbon_country = "USA"  # another meter set-up: its own figure
+    bench.measure_idle_power(other, out, Helpers())
+    assert len(calls) == 3
+    path = bench._idle_file(("cpu", "DEU"))
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), measured_at=time.time() - 700)))
+    bench.measure_idle_power(runs(600), out, Helpers())  # too old
+    assert len(calls) == 4
+    path.unlink()
+    ram_w[0] = None  # a figure with a part absent is not kept for later benches
+    bench.measure_idle_power(runs(600), out, Helpers())
+    bench.measure_idle_power(runs(600), out, Helpers())
+    assert len(calls) == 6 and not path.exists()
+    path.write_text('{"measured_at": 1e12, "idle": {"cpu_w": 1}}')  # a broken file: measured afresh
+    bench.measure_idle_power(runs(600), out, Helpers())
+    assert len(calls) == 7

@@ -12,7 +12,9 @@ with the driver. :mod:`harness.warm.client` is the driver's side.
 Cold mode (a fresh interpreter per run, :mod:`harness.warm.cold`: it loads what the server
 loads, :mod:`harness.warm.preload`, then runs the worker, so both modes start a run from
 the same state) stays where forking is unsafe or unwanted: not Linux,
-``HARNESS_WORKERS=cold``, a server that failed to start, or a CUDA run when the server has
+``HARNESS_WORKERS=cold``, a server that failed to start, a server in which threads still
+run after its imports (a fork copies only one thread: see
+:func:`harness.warm.server.single_threaded`), or a CUDA run when the server has
 initialised CUDA. Each result says which in ``env["worker_mode"]``. The driver's helper
 children (model preparation, idle power) are forked from the same server.
 """
@@ -36,13 +38,13 @@ def worker_mode() -> str:
     return os.environ.get(MODE_VAR) or cold()
 
 
-WORKER_MODES = ("warm", "daemon", "cold")
+WORKER_MODES = ("warm", "cold")
 _WARNED: set[str] = set()
 
 
 def workers_setting() -> str:
-    """``$HARNESS_WORKERS``: warm (the default: one fork server per bench), daemon (one kept
-    between benches) or cold (a fresh interpreter per run); anything else is warm, said once."""
+    """``$HARNESS_WORKERS``: warm (the default: one fork server per bench) or cold (a fresh
+    interpreter per run); anything else is warm, said once."""
     value = os.environ.get("HARNESS_WORKERS", "").strip().lower() or "warm"
     if value not in WORKER_MODES:
         if value in _WARNED:

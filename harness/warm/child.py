@@ -101,7 +101,7 @@ def run(request: dict[str, Any], log_fd: int, gate_fd: int, server_pid: int, clo
             env = json.load(fh)
         os.environ.clear()
         os.environ.update(env)
-        os.environ[MODE_VAR] = request.get("mode") or WARM
+        os.environ[MODE_VAR] = WARM
         _fresh_state(int(request.get("threads") or 0), nvml_inits)
         module = importlib.import_module(request.get("module") or "harness.worker")
         from harness.measure.memory import mark_start

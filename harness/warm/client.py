@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.process import python_command, tail
-from harness.warm import WARM, warm_unavailable, workers_setting  # noqa: F401 (the executor's)
+from harness.warm import warm_unavailable  # noqa: F401 (the executor's)
 
 START_LIMIT_S = 120.0  # the server's imports (and codecarbon's set-up) must be done by then
 REPLY_LIMIT_S = 30.0  # a fork's pid, or a killed worker's status, must come back by then
@@ -109,34 +109,20 @@ class ForkedWorker:
 
 
 class ForkServer:
-    """The driver's connection to a fork server: its own (started here, ended by
-    :meth:`close`) or, with ``daemon``, the daemon kept between benches
-    (:mod:`harness.warm.daemon`: connected to, or started, in the reader thread)."""
+    """The driver's connection to this bench's fork server: started here, ended by :meth:`close`."""
 
-    def __init__(self, log_path: Path, energy: bool = False, uses: list[str] | None = None, daemon: bool = False):
+    def __init__(self, log_path: Path, energy: bool = False, uses: list[str] | None = None):
         self.log_path = log_path
         self.ready, self.cuda, self.failure, self.announced = threading.Event(), False, "", False
         self.workers: dict[int, WarmWorker] = {}
         self.lock, self.send_lock, self.next_id = threading.Lock(), threading.Lock(), 0
         self.proc: subprocess.Popen | None = None
-        self.sock: socket.socket | None = None
-        self.daemon_pid, self.mode = 0, WARM
-        if daemon:
-            self._connect(energy, sorted(uses or []))
-        else:
-            self._spawn(energy, uses or [])
-        self.reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)
-        self.reader.start()
-
-    def _spawn(self, energy: bool, uses: list[str]) -> None:
-        """Start this bench's own server."""
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock = mine
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = python_command("harness.warm.server", str(theirs.fileno()), str(os.getpid()))
         try:
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(
-                    argv + (["--energy"] if energy else []) + [f"--uses={','.join(uses)}"],
+                    argv + (["--energy"] if energy else []) + [f"--uses={','.join(uses or [])}"],
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True)  # no Ctrl-C from the terminal: the driver ends it
@@ -144,32 +130,11 @@ class ForkServer:
             self._gone(f"the fork server could not be started: {exc}")
         finally:
             theirs.close()
-
-    def _connect(self, energy: bool, uses: list[str]) -> None:
-        """Connect to the daemon (starting it where none runs: its imports take a while);
-        where that fails, start this bench's own server and say why."""
-        from harness.warm.daemon import DaemonError, connect
-
-        try:
-            for _ in range(3):  # a daemon leaving for idleness as this bench came: the next one
-                sock = connect(energy, uses, START_LIMIT_S / 2)
-                sock.settimeout(REPLY_LIMIT_S)
-                hello = sock.recv(1 << 16)  # it greets each driver it accepts
-                if hello:
-                    sock.settimeout(None)
-                    self.sock = sock
-                    self._ready(json.loads(hello))
-                    return
-                sock.close()
-            raise DaemonError("it closed each connection before greeting")
-        except Exception as exc:  # noqa: BLE001 (whatever it is, this bench goes on without it)
-            print(f"warning: the fork server daemon cannot be used: {exc}; this bench starts its own",
-                  file=sys.stderr, flush=True)
-            self._spawn(energy, uses)
+        self.reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         why = "the fork server ended"
-        assert self.sock is not None
         try:
             while True:
                 data = self.sock.recv(1 << 16)
@@ -185,7 +150,11 @@ class ForkServer:
                             with self.lock:
                                 self.workers.pop(message["id"], None)
                 elif "ready" in message:
-                    self._ready(message)
+                    self.cuda = bool(message.get("cuda"))
+                    self.ready.set()
+                elif "unsafe" in message:  # threads run there: it forks nothing, and leaves
+                    why = str(message["unsafe"])
+                    break
                 else:
                     why = f"the fork server failed to start: {message.get('error', message)}"
                     break
@@ -194,13 +163,6 @@ class ForkServer:
         if not self.ready.is_set() and why == "the fork server ended":
             why = f"the fork server failed to start: {tail(self.log_path, 1) or 'it ended without a word'}"
         self._gone(why)
-
-    def _ready(self, message: dict[str, Any]) -> None:
-        self.cuda = bool(message.get("cuda"))
-        if message.get("pid"):  # a daemon's
-            self.daemon_pid = int(message["pid"])
-            self.mode = f"warm: forked from fork server daemon {self.daemon_pid} (kept between benches)"
-        self.ready.set()
 
     def _gone(self, why: str) -> None:
         with self.lock:
@@ -217,9 +179,6 @@ class ForkServer:
         if self.proc is not None:
             with suppress(OSError):
                 self.proc.kill()
-        elif self.sock is not None:  # a daemon serves other benches too: only this one lets go
-            with suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
 
     def wait_ready(self, stop: threading.Event | None = None) -> str:
         """Block until the server is ready (or ``stop`` is set); "" or why it cannot fork
@@ -242,8 +201,8 @@ class ForkServer:
 
     def send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
         data = json.dumps(message).encode()
-        if self.failure or self.sock is None:
-            raise ServerGone(self.failure or "the fork server is not connected")
+        if self.failure:
+            raise ServerGone(self.failure)
         with self.send_lock:
             try:
                 if fds:
@@ -270,10 +229,9 @@ class ForkServer:
         return worker
 
     def close(self) -> None:
-        """End the server (a daemon: this bench's connection): it kills what it still runs."""
-        if self.sock is not None:
-            with suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
+        """End the server: it kills what it still runs."""
+        with suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         if self.proc is not None and not self.ready.is_set():
             self.proc.kill()  # still importing: nothing of its own to end
         if self.proc is not None:
@@ -283,5 +241,4 @@ class ForkServer:
                 self.proc.kill()
                 self.proc.wait()
         self.reader.join(timeout=5)
-        if self.sock is not None:
-            self.sock.close()
+        self.sock.close()

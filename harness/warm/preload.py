@@ -6,6 +6,7 @@ same resident memory to count peak RSS from, see :mod:`harness.measure.memory`).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 from collections.abc import Iterable
@@ -34,6 +35,11 @@ def preload(energy: bool, release_nvml: bool = False, uses: Iterable[str] = ()) 
     codecarbon too, and let it detect the hardware), and the ``preload`` modules of the
     plugins named in ``uses`` (``kind:name``); with ``release_nvml``, close NVML again (a
     forked child opens its own) and return how many inits the child redoes."""
+    # pyarrow's import (``datasets``) starts jemalloc's background thread, although arrow
+    # allocates with mimalloc by default: off, so that the fork server has no thread left to
+    # fork past (see harness.warm.server.single_threaded). jemalloc reads this as it starts;
+    # a value of one's own is kept (and then the runs of a suite using datasets start cold).
+    os.environ.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
     helper = None
     if energy:  # codecarbon's set-up mostly waits (py-cpuinfo runs a subprocess): overlap it
         helper = threading.Thread(target=_prepare_codecarbon, name="codecarbon-setup")

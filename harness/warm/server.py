@@ -7,7 +7,9 @@ CUDA, and then serves the driver over the ``AF_UNIX`` ``SOCK_SEQPACKET`` socket 
 one JSON message per packet:
 
 - it sends ``{"ready": true, "cuda": bool}`` (``cuda``: CUDA was initialised here, so a
-  CUDA run must not be forked from here) or ``{"error": "..."}`` once;
+  CUDA run must not be forked from here), ``{"unsafe": "..."}`` (threads still run after
+  its imports: it forks nothing, and leaves; the runs start cold) or ``{"error": "..."}``
+  once;
 - ``{"op": "run", "id", "module", "args", "env", "cwd", "threads"}`` with the child's log
   pipe as an fd: it forks the child (:mod:`harness.warm.child`: ``module.main(args)``,
   e.g. ``harness.worker`` with ``[SPEC, RESULT]``) and answers
@@ -16,16 +18,10 @@ one JSON message per packet:
 - ``{"op": "reap", "id"}``: the driver has ended the worker's process group; the zombie
   goes now. Until then its pid stays its group's id, so the group kill hits no stranger.
 
-The server is single-threaded (a SIGCHLD wake-up fd and a poll loop), dies with its
-driver (PR_SET_PDEATHSIG), and when the driver closes the socket it kills its workers'
-process groups and exits.
-
-As a daemon (``python -P -m harness.warm.daemon``, ``HARNESS_WORKERS=daemon``: see
-:mod:`harness.warm.daemon`) it outlives the bench that started it: it listens at a
-socket (in a folder only its user can enter; a peer of another uid is refused),
-greets each driver that connects with ``{"ready": true, "cuda", "pid"}``, serves each as
-above (a driver that goes has its workers killed, as the per-bench server's death would),
-and leaves after a while without a driver.
+The server is single-threaded — native threads included (:func:`single_threaded`), as a
+fork copies only the calling thread — with a SIGCHLD wake-up fd and a poll loop; it dies
+with its driver (PR_SET_PDEATHSIG), and when the driver closes the socket it kills its
+workers' process groups and exits.
 """
 
 from __future__ import annotations
@@ -36,7 +32,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -68,14 +63,64 @@ def cuda_touched() -> bool:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0
 
 
-def _single_threaded(limit_s: float = 5.0) -> None:
-    """Wait for helper threads (codecarbon's set-up pool) to end: fork copies one thread."""
+def other_threads() -> list[str] | None:
+    """The names of this process's other threads, native ones too (``/proc/self/task``;
+    ``threading`` sees only Python's), or None where they cannot be counted."""
+    me, names = threading.get_native_id(), []
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        if tid != str(me):
+            with suppress(OSError):  # it ended meanwhile
+                with open(f"/proc/self/task/{tid}/comm") as fh:
+                    names.append(fh.read().strip())
+    return names
+
+
+def _throwaway_fork() -> None:
+    """Fork a child that exits at once: libraries end their thread pools in their
+    ``pthread_atfork`` prepare handlers (OpenBLAS does), and do not restart them until
+    they are used again here — which the server never does."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def single_threaded(limit_s: float = 5.0) -> str:
+    """Make this process single-threaded before it forks, or say why it cannot be ("" once it is).
+
+    A fork copies only the calling thread: a lock or half-updated heap another thread held
+    stays so in the child (one died of ``corrupted double-linked list``). Python threads
+    (codecarbon's set-up) are waited for; native ones are counted in ``/proc/self/task``.
+    After the preload of every plugin (torch 2.13+cpu, 2 cores) these are OpenBLAS's pools
+    (numpy's, scipy's: started at import), which OpenBLAS ends at a fork (a throwaway one,
+    :func:`_throwaway_fork`) and restarts only when used again, and jemalloc's, which the
+    preload turns off. torch starts none at import: its intra-op pool (OpenMP) is created
+    by the first parallel op (a matmul), and the server runs none. Any other (a pool a
+    plugin's import started by computing, tokenizers', a scheduler) cannot be ended from
+    here: the server then forks nothing, and the runs start cold. See docs/executors.md.
+    """
     end = time.monotonic() + limit_s
     while threading.active_count() > 1:
         if time.monotonic() > end:
             names = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
-            raise RuntimeError(f"threads still running after the imports: {names}")
+            return f"Python threads still run after its imports ({', '.join(names)})"
         time.sleep(0.01)
+    others = other_threads()
+    if others:
+        _throwaway_fork()
+    while others:
+        if time.monotonic() > end:
+            count = "1 native thread still runs" if len(others) == 1 else f"{len(others)} native threads still run"
+            return f"{count} after its imports (named {', '.join(sorted(set(others)))})"
+        time.sleep(0.01)
+        others = other_threads()
+    if others is None:
+        return "its threads cannot be counted (no /proc/self/task)"
+    return ""
 
 
 def _exit_code(info: os.waitid_result) -> int:
@@ -84,27 +129,16 @@ def _exit_code(info: os.waitid_result) -> int:
     return -info.si_status
 
 
-class Connection:
-    """One driver's socket and the workers forked for it (pid -> request id), each kept
-    unreaped until that driver says ``reap``."""
+class Server:
+    """Forks workers for its driver until the driver closes the socket; each worker
+    (pid -> request id) is kept unreaped until the driver says ``reap``."""
 
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
+    def __init__(self, sock: socket.socket, nvml_inits: int):
+        self.sock, self.nvml_inits, self.pid = sock, nvml_inits, os.getpid()
         self.children: dict[int, Any] = {}
         self.ids: dict[Any, int] = {}  # request id -> pid
         self.reported: set[int] = set()
-
-
-class Server:
-    """Forks workers for one driver (``conn``: the socket pair of a bench), or, as a daemon
-    (``listener``), for every driver that connects, until ``idle_s`` pass with none."""
-
-    def __init__(self, nvml_inits: int, conn: socket.socket | None = None, listener: socket.socket | None = None,
-                 idle_s: float = float("inf"), hello: dict[str, Any] | None = None, keep_fds: tuple[int, ...] = ()):
-        self.nvml_inits, self.pid, self.listener, self.idle_s = nvml_inits, os.getpid(), listener, idle_s
-        self.hello, self.keep_fds = hello or {}, keep_fds  # keep_fds: the server's own (a daemon's lock)
-        self.killed: set[int] = set()  # workers of gone drivers, killed, reaped as they end
-        self.conns: dict[int, Connection] = {}
+        self.killed: set[int] = set()  # reaped as they end
         self.poller = select.poll()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -112,53 +146,35 @@ class Server:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.wake_w)
         self.poller.register(self.wake_r, select.POLLIN)
-        if listener is not None:
-            self.poller.register(listener, select.POLLIN)
-        if conn is not None:
-            self._add(conn)
-
-    def _add(self, sock: socket.socket) -> None:
-        self.conns[sock.fileno()] = Connection(sock)
         self.poller.register(sock, select.POLLIN)
 
     def serve(self) -> None:
-        last_busy = time.monotonic()
         try:
             while True:
                 events = dict(self.poller.poll(1000))  # and a check each second, whatever happens
                 with suppress(BlockingIOError):
                     while os.read(self.wake_r, 4096):
                         pass
-                for conn in list(self.conns.values()):
-                    self.check_children(conn)
-                if self.listener is not None and self.listener.fileno() in events:
-                    self.accept()
+                self.check_children()
                 self.reap_killed()
-                for fd in [fd for fd in events if fd in self.conns]:
-                    if not self.receive(self.conns[fd]) and self.listener is None:
-                        return  # a bench's own server ends with its driver
-                if self.conns:
-                    last_busy = time.monotonic()
-                elif time.monotonic() - last_busy > self.idle_s:
-                    return
+                if self.sock.fileno() in events and not self.receive():
+                    return  # the driver is gone
         finally:
-            for conn in list(self.conns.values()):
-                self.drop(conn)
+            self.end_all()
             for pid in self.killed:
                 with suppress(ChildProcessError):
                     os.waitpid(pid, 0)
+            self.sock.close()
 
-    def receive(self, conn: Connection) -> bool:
-        """Handle one message of ``conn``; False when that driver is gone (closed, reset, or
-        talking nonsense): its workers are killed, and the other drivers' go on."""
+    def receive(self) -> bool:
+        """Handle one message; False when the driver is gone (closed, reset, or talking nonsense)."""
         try:
-            data, fds, _, _ = socket.recv_fds(conn.sock, MAX_MESSAGE, 4)
+            data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
             if data:
-                self.handle(conn, json.loads(data), fds)
+                self.handle(json.loads(data), fds)
                 return True
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        self.drop(conn)
         return False
 
     def reap_killed(self) -> None:
@@ -168,44 +184,26 @@ class Server:
                     continue
             self.killed.discard(pid)
 
-    def accept(self) -> None:
-        with suppress(OSError):
-            sock, _ = self.listener.accept()
-            uid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
-            if uid != os.getuid():  # the socket's folder is this user's alone; and yet
-                sock.close()
-                return
-            self._add(sock)
-            send(sock, dict(self.hello, ready=True))
-
-    def drop(self, conn: Connection) -> None:
-        """End a driver's connection: kill what it still runs, reap it, close the socket."""
-        self.end_all(conn)
-        with suppress(KeyError, ValueError):
-            self.poller.unregister(conn.sock)
-        self.conns.pop(conn.sock.fileno(), None)
-        conn.sock.close()
-
-    def handle(self, conn: Connection, message: dict[str, Any], fds: list[int]) -> None:
+    def handle(self, message: dict[str, Any], fds: list[int]) -> None:
         if message.get("op") == "run" and len(fds) == 1:
-            self.fork(conn, message, fds[0])
+            self.fork(message, fds[0])
         elif message.get("op") == "reap" and not fds:
-            pid = conn.ids.pop(message["id"], None)
+            pid = self.ids.pop(message["id"], None)
             if pid is not None:  # reported ended (or killed by the driver, group and all): no wait
                 self.killed.add(pid)
-                conn.children.pop(pid, None)
-                conn.reported.discard(pid)
+                self.children.pop(pid, None)
+                self.reported.discard(pid)
                 self.reap_killed()
         else:
             for fd in fds:
                 os.close(fd)
 
-    def _own_fds(self) -> list[int]:
-        """What a forked child must not keep: every socket and the wake-up pipe."""
-        fds = [c.sock.fileno() for c in self.conns.values()] + [self.wake_r, self.wake_w, *self.keep_fds]
-        return fds + ([self.listener.fileno()] if self.listener is not None else [])
-
-    def fork(self, conn: Connection, request: dict[str, Any], log_fd: int) -> None:
+    def fork(self, request: dict[str, Any], log_fd: int) -> None:
+        others = other_threads()  # none since start-up (nothing here starts one): checked all the same
+        if others:
+            os.close(log_fd)
+            send(self.sock, {"id": request["id"], "error": f"a thread started in the fork server ({', '.join(others)})"})
+            return
         gate_r, gate_w = os.pipe()
         try:
             for stream in (sys.stdout, sys.stderr):
@@ -214,23 +212,24 @@ class Server:
         except OSError as exc:
             for fd in (gate_r, gate_w, log_fd):
                 os.close(fd)
-            send(conn.sock, {"id": request["id"], "error": f"fork failed: {exc}"})
+            send(self.sock, {"id": request["id"], "error": f"fork failed: {exc}"})
             return
         if pid == 0:
             os.close(gate_r)
-            child.run(request, log_fd, gate_w, self.pid, self._own_fds(), self.nvml_inits)
+            child.run(request, log_fd, gate_w, self.pid, [self.sock.fileno(), self.wake_r, self.wake_w],
+                      self.nvml_inits)
         os.close(gate_w)
         os.close(log_fd)
         with suppress(OSError):
             os.read(gate_r, 1)  # the child has its own session (or died: EOF)
         os.close(gate_r)
-        conn.children[pid], conn.ids[request["id"]] = request["id"], pid
-        send(conn.sock, {"id": request["id"], "pid": pid})
+        self.children[pid], self.ids[request["id"]] = request["id"], pid
+        send(self.sock, {"id": request["id"], "pid": pid})
 
-    def check_children(self, conn: Connection) -> None:
+    def check_children(self) -> None:
         """Report each child that has exited, leaving it a zombie until the driver says."""
-        for pid, rid in list(conn.children.items()):
-            if pid in conn.reported:
+        for pid, rid in list(self.children.items()):
+            if pid in self.reported:
                 continue
             try:
                 info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -241,33 +240,32 @@ class Server:
                 if info is None:
                     continue
                 code = _exit_code(info)
-            conn.reported.add(pid)
+            self.reported.add(pid)
             with suppress(OSError):
-                send(conn.sock, {"id": rid, "status": code})
+                send(self.sock, {"id": rid, "status": code})
 
-    def end_all(self, conn: Connection) -> None:
-        """Kill a gone driver's workers (each with its process group); they are reaped as
-        they end, without holding up the other drivers."""
-        for pid in conn.children:
+    def end_all(self) -> None:
+        """Kill the workers still running (each with its process group)."""
+        for pid in self.children:
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             with suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        self.killed.update(conn.children)
-        conn.children.clear()
-        conn.ids.clear()
+        self.killed.update(self.children)
+        self.children.clear()
+        self.ids.clear()
         self.reap_killed()
 
 
-def warm_up(energy: bool, uses: list[str]) -> tuple[int, bool]:
+def warm_up(energy: bool, uses: list[str]) -> tuple[int, bool, str]:
     """The imports (see :mod:`harness.warm.preload`); (NVML inits a child redoes, whether
-    CUDA was touched)."""
+    CUDA was touched, "" or why nothing may be forked from here)."""
     nvml_inits = preload(energy, release_nvml=True, uses=uses)
-    _single_threaded()
-    cuda = cuda_touched()
+    unsafe = single_threaded()
+    cuda = cuda_touched() if not unsafe else False
     gc.collect()
     gc.freeze()  # the imports' objects stay shared with the children, untouched by their GC
-    return nvml_inits, cuda
+    return nvml_inits, cuda, unsafe
 
 
 def main(argv: list[str]) -> int:
@@ -284,13 +282,17 @@ def main(argv: list[str]) -> int:
     # (seen on an H200: 17 s → 3 s per run, and idle power measurable again).
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     try:
-        nvml_inits, cuda = warm_up(energy, uses)
+        nvml_inits, cuda, unsafe = warm_up(energy, uses)
     except BaseException as exc:  # noqa: B036 (a plugin's sys.exit at import, too)
         traceback.print_exc()
         send(sock, {"error": f"{type(exc).__name__}: {exc}"})
         return 1
+    if unsafe:
+        print(f"not forking: {unsafe}", flush=True)
+        send(sock, {"unsafe": f"the fork server forks nothing: {unsafe}; a fork copies only one thread"})
+        return 0
     send(sock, {"ready": True, "cuda": cuda})
-    Server(nvml_inits, conn=sock).serve()
+    Server(sock, nvml_inits).serve()
     return 0
 
 

@@ -129,6 +129,15 @@ class Chatty(Method):
         return model, {}
 
 
+class NativeThread(Method):
+    name = "test.native-thread"
+    description = "its preload starts a native thread (a fork server must not fork past it); the run is ok"
+    preload = ("native_thread",)
+
+    def apply(self, model, params, ctx):
+        return model, {}
+
+
 @dataclass(frozen=True)
 class SkipParams:
     reason: str = "needs hardware this machine lacks"
@@ -147,7 +156,8 @@ class Skips(Method):
 
 @hookimpl
 def harness_register_methods(register):
-    for cls in (Raises, Segfault, Hang, OutOfMemory, Killed, OsExit, ForkChild, SetsidChild, Chatty, Skips):
+    for cls in (Raises, Segfault, Hang, OutOfMemory, Killed, OsExit, ForkChild, SetsidChild, Chatty, Skips,
+                NativeThread):
         register(cls)
 
 
