@@ -50,7 +50,7 @@ def write_report(results: list[RunResult], out_dir: Path, plugins: Any) -> list[
     """Every registered reporter's leaderboard file, report.html, report.md and its
     plots (``plot-<model>-<task>.svg``), in ``out_dir``."""
     from harness.leaderboard import build_frame
-    from harness.report import html, markdown, summary
+    from harness.report import html, markdown, ship, summary
     from harness.report.plots import inline
     from harness.report.tables import groups as split
 
@@ -68,14 +68,16 @@ def write_report(results: list[RunResult], out_dir: Path, plugins: Any) -> list[
         (out_dir / name).write_text(svg)
         svg_files[i] = name
         written.append(out_dir / name)
+    errors = {r.run_id: r.first_error_line or "" for r in results}
+    advice = [ship.advice(g.frame, g.title(with_suite), "g-" + markdown.slug(g.title(with_suite)), errors)
+              for g in groups]
     method_rows = summary.method_rows(results, frame)
     infos = {(r.suite, r.model, r.method): [s.get("info") or {} for s in r.steps] for r in results}
     unfinished = summary.failures(results)
     notes = summary.footnotes(frame[frame["status"] == "ok"], by_run)
-    from html import escape
-
-    inlined = {i: inline(svg, escape("trade-off plots: " + groups[i].title(with_suite))) for i, svg in svgs.items()}
-    page = html.page(header, groups, inlined, method_rows, infos, unfinished, notes)
+    inlined = {i: inline(svg) for i, svg in svgs.items()}
+    page = html.page(header, advice, groups, inlined, method_rows, infos, unfinished, notes)
     (out_dir / "report.html").write_text(page)
-    (out_dir / "report.md").write_text(markdown.document(header, groups, svg_files, method_rows, unfinished, notes))
+    (out_dir / "report.md").write_text(markdown.document(header, advice, groups, svg_files, method_rows, unfinished,
+                                                         notes))
     return written + [out_dir / "report.html", out_dir / "report.md"]

@@ -99,6 +99,23 @@ def number(value: float) -> str:
     return f"{value:.3g}"
 
 
+def numbers(values: list[Any]) -> list[str]:
+    """A column's figures in one notation, three significant figures each: scientific
+    only when every figure is below 0.001; otherwise a figure below it reads ``< 0.001``
+    (a baseline's compression time of 4.6e-05 s is no figure to read). Blank stays ''."""
+    real = [abs(float(v)) for v in values if not blank(v) and float(v) != 0]
+    tiny = bool(real) and max(real) < 1e-3
+    out = []
+    for value in values:
+        if blank(value):
+            out.append("")
+        elif tiny or value == 0 or abs(float(value)) >= 1e-3:
+            out.append(number(float(value)))
+        else:
+            out.append("< 0.001")
+    return out
+
+
 def cell(column: Column, record: dict[str, Any]) -> str:
     """The cell's text, without markers; '' when the figure was not measured."""
     value = record.get(column.key)

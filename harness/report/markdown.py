@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from html import escape
 
+from harness.report.ship import Advice
 from harness.report.summary import Header, Machine, MethodRow, seconds
 from harness.report.tables import Group
 from harness.result import RunResult
@@ -34,15 +35,31 @@ def _group(group: Group, svg_file: str | None, with_suite: bool) -> list[str]:
     lines = [f"### {md(group.title(with_suite))}", ""]
     if not group.rows:
         return lines + ["No run of this model and task finished ok; see below.", ""]
-    head = [md(c.label) for c in group.columns]
+    head = [md(group.table.header(c)) for c in group.columns]
     rows = [[md(c.text) + (md(c.mark) if c.mark else "") for c in row] for row in group.rows]
     right = {i for i, c in enumerate(group.columns) if c.kind != "text"}
     lines += _table(head, rows, right)
+    if group.full is not None and len(group.full.columns) > len(group.columns):
+        lines += [f"Every column ({len(group.full.columns)}): `leaderboard.csv`, `leaderboard.md`.", ""]
     if svg_file:
-        lines += [f"![quality against latency, size, energy and throughput]({svg_file})", "",
-                  "Orange: the Pareto frontier; ★ the baseline; hollow points miss the accuracy gate "
-                  "(dotted line); ▼ at the edge: far worse than the rest (its value in brackets); "
-                  "bars: ± 1 standard error.", ""]
+        lines += [f"![trade-off plots of {md(group.title(with_suite))}: quality against cost]({svg_file})", "",
+                  "Orange: the Pareto frontier; ★ the baseline; ● holds quality, ■ inconclusive, ○ does not hold "
+                  "(dotted line: baseline × gate); dashed ring: noisy or busy timing; ▼ at the edge: far worse "
+                  "than the rest (its value in the SVG's hover text); bars: ± 1 standard error.", ""]
+    return lines
+
+
+def _ship(advice: list[Advice]) -> list[str]:
+    lines = ["## What to ship", ""]
+    for a in advice:
+        lines += [f"**{md(a.title)}** ({md(a.baseline)}):", ""]
+        lines += [f"- ship **{md(p.method)}**: {md(p.headline)}" for p in a.picks] or \
+            ["- keep the baseline: no method holds quality and is faster or smaller"]
+        if a.also:
+            lines.append(f"- also holds: {md(', '.join(a.also))} (no faster or smaller than the above)")
+        for label, items in (("inconclusive", a.inconclusive), ("loses quality", a.fails), ("did not run", a.not_run)):
+            lines += [f"- {label}: **{md(m)}**" + (f": {md(why)}" if why else "") for m, why in items]
+        lines.append("")
     return lines
 
 
@@ -79,7 +96,7 @@ def _unfinished(results: list[RunResult]) -> list[str]:
     return lines
 
 
-def document(header: Header, groups: list[Group], svg_files: dict[int, str], method_rows: list[MethodRow],
+def document(header: Header, advice: list[Advice], groups: list[Group], svg_files: dict[int, str], method_rows: list[MethodRow],
              unfinished: list[RunResult], notes: list[tuple[str, str, str]]) -> str:
     """The whole report as Markdown; ``svg_files`` maps a group's index to its plot's file name."""
     with_suite = len(header.suites) > 1
@@ -92,9 +109,11 @@ def document(header: Header, groups: list[Group], svg_files: dict[int, str], met
              "`accuracy_gate`; lower-is-better metrics inverted) with 95 % confidence; *inconclusive* when "
              "the data cannot tell.", ""]
     lines += [f"- Machine: {md(m.line())} ({m.runs} runs)" for m in header.machines] + [""]
+    lines += _ship(advice)
     lines += ["## Leaderboard", "",
               "Per model and task, the runs that finished ok, ranked: methods that hold quality first (then "
-              "inconclusive, then those that do not), then by speedup. An empty cell was not measured; `*` estimated, `~` noisy timing (see Notes).", ""]
+              "inconclusive, then those that do not), then by speedup. An empty cell was not measured; `*` estimated, `~` noisy timing, `!` timed on a busy "
+              "machine (see Notes).", ""]
     for i, group in enumerate(groups):
         lines += _group(group, svg_files.get(i), with_suite)
     lines += ["## Methods: what each run did", ""] + _methods(method_rows, with_suite)

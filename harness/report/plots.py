@@ -8,18 +8,21 @@ from __future__ import annotations
 import io
 import math
 import re
+from html import escape
 from typing import Any
 
 from harness.report.columns import BY_KEY, QUALITY, blank, number
 
-# (frame column, axis label, lower is better)
+# (frame column, axis label, lower is better, a timing: drawn apart when noisy or busy)
 AXES = [
-    ("latency_ms_p50", "latency p50 (ms) at the smallest batch", True),
-    ("size_mb", "size (MB)", True),
-    ("energy_j_per_1k", "energy (J / 1k inferences)", True),
-    ("throughput_sps", "throughput (samples/s) at the largest batch", False),
+    ("latency_ms_p50", "latency p50 (ms) at the smallest batch", True, True),
+    ("size_mb", "size (MB)", True, False),
+    ("energy_j_per_1k", "energy (J / 1k inferences)", True, True),
+    ("throughput_sps", "throughput (samples/s) at the largest batch", False, True),
 ]
-HOLDS, MISSES, BASE, FRONTIER = "#1f5fa8", "#b03030", "#111111", "#e08a00"
+# Okabe–Ito colours (safe for colour-blind readers); shapes and fills tell the same in grey.
+HOLDS, MAYBE, MISSES, BASE, FRONTIER = "#0072B2", "#56B4E9", "#D55E00", "#111111", "#E69F00"
+MARKERS = {"yes": "o", "inconclusive": "s", "no": "o"}
 
 
 def quality_of(frame: Any) -> tuple[str, bool] | None:
@@ -73,56 +76,80 @@ def focus(ys: list[float], base: float | None, higher: bool, percent: bool,
     return lo - 2 * pad if higher else lo - pad, hi + pad if higher else hi + 2 * pad
 
 
-def _axis(ax: Any, records: list[dict[str, Any]], key: str, label: str, lower: bool,
-          quality: str, higher: bool, gate: float | None) -> None:
+def _log_axis(axis: Any) -> None:
+    """A log axis with a labelled tick at 1, 2 and 5 × each power of ten: never a lone label."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1000 else f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _axis(ax: Any, records: list[dict[str, Any]], key: str, label: str, lower: bool, timed: bool,
+          quality: str, higher: bool, gate: float | None, tips: dict[str, str]) -> None:
+    from matplotlib.ticker import FuncFormatter
+
     pts = [r for r in records if not blank(r.get(key))]
     xs = [float(r[key]) for r in pts]
     ys = [_scale(float(r[quality]), quality) for r in pts]
-    if xs and min(xs) > 0 and max(xs) / min(xs) > 8:
-        from matplotlib.ticker import FuncFormatter, NullFormatter
-
+    percent = BY_KEY[quality].kind in ("acc", "pct")
+    if min(xs) > 0 and max(xs) / min(xs) > 8:
         ax.set_xscale("log")
+        _log_axis(ax.xaxis)
+    else:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: number(v)))
-        ax.xaxis.set_minor_formatter(NullFormatter())
     base = next((y for r, y in zip(pts, ys) if r["method"] == "baseline"), None)
     errors = [float(r["accuracy_stderr"]) * 100 for r in pts
               if quality == "accuracy" and not blank(r.get("accuracy_stderr"))]
-    limits = focus(ys, base, higher, BY_KEY[quality].kind in ("acc", "pct"), max(errors, default=0.0))
+    limits = focus(ys, base, higher, percent, max(errors, default=0.0))
     edge = None if limits is None else (limits[0] if higher else limits[1])
     shown = [y if edge is None or (y >= edge if higher else y <= edge) else edge for y in ys]
-    front = {p for p in frontier(list(zip(xs, ys)), lower, higher)}
-    line = sorted((x, s) for x, y, s in zip(xs, ys, shown) if (x, y) in front)
+    front = set(frontier(list(zip(xs, ys)), lower, higher))
+    # the frontier through the points in view: a clamped outlier does not bend it
+    line = sorted((x, y) for x, y, s in zip(xs, ys, shown) if (x, y) in front and s == y)
     if len(line) > 1:
         fx, fy = zip(*line)
-        ax.plot(fx, fy, drawstyle="steps-post" if lower else "steps-pre", color=FRONTIER, lw=1.4, zorder=1)
+        ax.plot(fx, fy, drawstyle="steps-post" if lower else "steps-pre", color=FRONTIER, lw=1.6, zorder=1)
     for r, x, y, s in zip(pts, xs, ys, shown):
         stderr = r.get("accuracy_stderr") if quality == "accuracy" else None
-        miss = r.get("holds") == "no"
+        holds = r.get("holds") or "yes"
         is_base = r["method"] == "baseline"
-        color = BASE if is_base else MISSES if miss else HOLDS
+        color = BASE if is_base else {"no": MISSES, "inconclusive": MAYBE}.get(holds, HOLDS)
         clipped = s != y
+        caveat = timed and bool(r.get("timing_caveat"))
         if not blank(stderr) and not clipped:
             ax.errorbar(x, y, yerr=stderr * 100, fmt="none", ecolor=color, elinewidth=0.8, alpha=0.6, zorder=2)
-        ax.scatter([x], [s], marker="*" if is_base else ("v" if higher else "^") if clipped else "o",
-                   s=90 if is_base else 28, zorder=3, facecolors="white" if miss else color, edgecolors=color,
-                   linewidths=1.2, clip_on=False)
-        text = f"{r['method']} ({y:.3g})" if clipped else r["method"]
+        marker = "*" if is_base else ("v" if higher else "^") if clipped else MARKERS.get(holds, "o")
+        dot = ax.scatter([x], [s], marker=marker, s=110 if is_base else 30, zorder=3, clip_on=False,
+                         facecolors="white" if holds == "no" and not is_base else color, edgecolors=color,
+                         linewidths=1.2, alpha=0.55 if caveat else 1.0)
+        if caveat:  # a dashed ring: this timing was noisy or taken on a busy machine
+            ax.scatter([x], [s], marker="o", s=150, facecolors="none", edgecolors="#555555", linewidths=0.9,
+                       linestyles=(0, (2, 1.5)), zorder=3, clip_on=False)
+        gid = f"pt{len(tips)}"
+        dot.set_gid(gid)
+        value = f"{y:.4g}" + (" %" if percent else "")
+        tips[gid] = (f"{r['method']}: {BY_KEY[quality].label} {value}, {label.split(' (')[0]} {number(x)}"
+                     + (f"; holds: {r.get('holds')}" if r.get("holds") and not is_base else "")
+                     + (f"; timing {r['timing_caveat']}" if caveat else "") + ("; far off, drawn at the edge" if clipped else ""))
+        if not (is_base or ((x, y) in front and not clipped)):
+            continue  # labelled: the frontier and the baseline; the rest on hover
         left = _right_half(x, xs, ax.get_xscale() == "log")  # label to the left, inside the panel
-        note = ax.annotate(text, (x, s), xytext=(-5 if left else 5, 0), textcoords="offset points", fontsize=7,
-                           ha="right" if left else "left", va="center", color="#777777" if miss else "#222222",
-                           zorder=5 if is_base else 4 if not miss else 3, annotation_clip=False,
+        note = ax.annotate(r["method"], (x, s), xytext=(-7 if left else 7, 0), textcoords="offset points",
+                           fontsize=7.5, ha="right" if left else "left", va="center", color="#222222",
+                           zorder=5 if is_base else 4, annotation_clip=False,
                            arrowprops={"arrowstyle": "-", "color": "#b0b0b0", "lw": 0.5, "shrinkA": 0, "shrinkB": 3})
         note.arrow_patch.set_visible(False)
         note.set_in_layout(False)
     if limits is not None:
         ax.set_ylim(*limits)
-    if BY_KEY[quality].kind in ("acc", "pct") and ax.get_ylim()[1] > 100:
+    if percent and ax.get_ylim()[1] > 100:
         ax.set_ylim(top=100.2)
     if gate is not None:
         ax.axhline(gate, color=MISSES, lw=0.8, ls=":", zorder=0)
     ax.set_xlabel(label + (" — lower is better" if lower else " — higher is better"), fontsize=8)
     ax.set_ylabel(BY_KEY[quality].label + ("" if higher else " — lower is better"), fontsize=8)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=7.5)
     ax.grid(True, lw=0.3, alpha=0.5)
 
 
@@ -134,15 +161,16 @@ def _right_half(x: float, xs: list[float], log: bool) -> bool:
 
 
 # Where a label may go relative to its point (offset in points), nearest first.
-CANDIDATES = [(5, 0), (-5, 0), (0, 8), (0, -8)] + [
+CANDIDATES = [(7, 0), (-7, 0), (0, 9), (0, -9)] + [
     (round(r * math.cos(a), 1), round(r * math.sin(a), 1))
     for r in (12, 20, 30, 42) for a in (0, math.pi, math.pi / 4, -math.pi / 4, 3 * math.pi / 4, -3 * math.pi / 4,
                                         math.pi / 2, -math.pi / 2)]
 
 
 def _declutter(fig: Any, ax: Any) -> None:
-    """Place each method label where it overlaps no other label, no point and stays in
-    the panel (nearest free spot first; a thin leader line when it moved away)."""
+    """Place each label where it overlaps no other label and no point and stays in the
+    panel (nearest free spot first; a thin leader line when it moved away); a label with
+    no such spot is left out (its point keeps its hover text)."""
     from matplotlib.text import Text
     from matplotlib.transforms import Bbox
 
@@ -152,11 +180,12 @@ def _declutter(fig: Any, ax: Any) -> None:
 
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
-    dots = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in (ax.transData.transform(t.xy) for t in ax.texts)]
+    centres = [ax.transData.transform(xy) for c in ax.collections for xy in c.get_offsets()]
+    dots = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in centres]
     placed: list[Any] = []
 
     def cost(box: Any) -> float:
-        inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 - 12 <= box.y0 and box.y1 <= frame.y1
+        inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
         hits = sum(box.overlaps(other) for other in placed) * 10 + sum(box.overlaps(d) for d in dots)
         return hits + (0 if inside else 5)
 
@@ -171,12 +200,42 @@ def _declutter(fig: Any, ax: Any) -> None:
                 best = (score, dx, dy, box)
             if score < 1:
                 break
-        _, dx, dy, box = best
+        score, dx, dy, box = best
+        if score >= 5:  # it would overlap another label or leave the panel
+            text.set_visible(False)
+            continue
         text.xyann = (dx, dy)
         text.set_horizontalalignment("left" if dx > 0 else "right" if dx < 0 else "center")
         if math.hypot(dx, dy) > 10 and text.arrow_patch is not None:
             text.arrow_patch.set_visible(True)
         placed.append(box)
+
+
+def _legend(fig: Any, timed: bool) -> None:
+    from matplotlib.lines import Line2D
+
+    def dot(marker: str, color: str, face: str, label: str, size: float = 6, ls: str = "") -> Any:
+        return Line2D([], [], marker=marker, color=color, markerfacecolor=face, markeredgecolor=color,
+                      markersize=size, linestyle=ls, label=label)
+
+    handles = [dot("*", BASE, BASE, "baseline", 9), dot("o", HOLDS, HOLDS, "holds quality"),
+               dot("s", MAYBE, MAYBE, "inconclusive"), dot("o", MISSES, "white", "does not hold"),
+               Line2D([], [], color=FRONTIER, lw=1.6, label="Pareto frontier")]
+    if timed:
+        handles.append(Line2D([], [], marker="o", color="#555555", markerfacecolor="none", markersize=8,
+                              linestyle="", markeredgewidth=0.9, label="noisy / busy timing (dashed ring)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7.5, frameon=False)
+
+
+def describe(records: list[dict[str, Any]], quality: str, title: str, axes: list[tuple]) -> str:
+    """The plots in words (the SVG's title, for readers who cannot see it)."""
+    base = next((r for r in records if r["method"] == "baseline"), None)
+    holding = [r["method"] for r in records if r.get("holds") == "yes" and r["method"] != "baseline"]
+    text = (f"{title}: {BY_KEY[quality].label} against {', '.join(a[1].split(' (')[0] for a in axes)}, "
+            f"{len(records)} runs")
+    if base is not None:
+        text += f"; baseline {_scale(float(base[quality]), quality):.4g}"
+    return text + (f"; holding quality: {', '.join(map(str, holding))}" if holding else "; no method holds quality")
 
 
 def pareto_svg(group: Any, title: str, salt: str, gate: float | None = None) -> str | None:
@@ -188,8 +247,9 @@ def pareto_svg(group: Any, title: str, salt: str, gate: float | None = None) -> 
         return None
     quality, higher = found
     records = _records(group, quality)
-    axes = [a for a in AXES if a[0] in group.columns and any(not blank(r.get(a[0])) for r in records)]
-    if not records or not axes:
+    # a panel only where two or more runs have the figure: one point compares nothing
+    axes = [a for a in AXES if a[0] in group.columns and sum(not blank(r.get(a[0])) for r in records) > 1]
+    if not axes:
         return None
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -201,22 +261,30 @@ def pareto_svg(group: Any, title: str, salt: str, gate: float | None = None) -> 
         line = _scale(float(base[0]["accuracy"]) * gate, quality)
     cols = 2 if len(axes) > 1 else 1
     rows = math.ceil(len(axes) / cols)
+    tips: dict[str, str] = {}
+    timed = any(a[3] for a in axes) and any(r.get("timing_caveat") for r in records)
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 8,
                                  "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans", "Arial"]}):
-        fig = Figure(figsize=(6.3 * cols, 4.3 * rows), layout="constrained")
+        fig = Figure(figsize=(6.3 * cols, 4.0 * rows + 0.5), layout="constrained")
         FigureCanvasAgg(fig)  # text extents for _declutter; the SVG is written by savefig
         panels = fig.subplots(rows, cols, squeeze=False).ravel()
-        for ax, (key, label, lower) in zip(panels, axes):
-            _axis(ax, records, key, label, lower, quality, higher, line)
+        for ax, (key, label, lower, is_timing) in zip(panels, axes):
+            _axis(ax, records, key, label, lower, is_timing, quality, higher, line, tips)
         for ax in panels[len(axes):]:
             ax.set_visible(False)
         fig.suptitle(title, fontsize=10)
+        _legend(fig, timed)
         fig.canvas.draw()
         for ax in panels[: len(axes)]:
             _declutter(fig, ax)
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None})
-    return compact(buffer.getvalue())
+    svg = buffer.getvalue()
+    for gid, tip in tips.items():  # hover text: the method of each point
+        svg = svg.replace(f'<g id="{gid}">', f"<g><title>{escape(tip)}</title>", 1)
+    svg = re.sub(r"(<svg[^>]*>)", lambda m: m.group(1) + f"<title>{escape(describe(records, quality, title, axes))}"
+                 "</title>", svg, count=1)
+    return compact(svg)
 
 
 def compact(svg: str) -> str:
@@ -227,10 +295,12 @@ def compact(svg: str) -> str:
                   lambda m: m.group(1) + re.sub(r"(\d+\.\d{2})\d+", r"\1", m.group(2)) + '"', svg)
 
 
-def inline(svg: str, label: str) -> str:
-    """The SVG without its XML prologue, scaled to its container, labelled for readers."""
+def inline(svg: str) -> str:
+    """The SVG without its XML prologue, scaled to its container, labelled for readers by
+    its own title."""
     svg = svg[svg.index("<svg"):]
-    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"',
-                 lambda m: f'<svg{m.group(1)} role="img" aria-label="{label}" style="width:100%;max-width:1300px;height:auto"',
-                 svg, count=1)
-    return svg
+    found = re.search(r"<title>([^<]*)</title>", svg)
+    label = found.group(1) if found else "trade-off plots"
+    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"',
+                  lambda m: f'<svg{m.group(1)} role="img" aria-label="{label}" '
+                            'style="width:100%;max-width:1300px;height:auto"', svg, count=1)
