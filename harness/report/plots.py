@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from harness.report.columns import BY_KEY, QUALITY, blank, number
+from harness.report.labels import declutter, right_half
 
 # (frame column, axis label, lower is better, a timing: drawn apart when noisy or busy)
 AXES = [
@@ -134,7 +135,7 @@ def _axis(ax: Any, records: list[dict[str, Any]], key: str, label: str, lower: b
                      + (f"; timing {r['timing_caveat']}" if caveat else "") + ("; far off, drawn at the edge" if clipped else ""))
         if not (is_base or ((x, y) in front and not clipped)):
             continue  # labelled: the frontier and the baseline; the rest on hover
-        left = _right_half(x, xs, ax.get_xscale() == "log")  # label to the left, inside the panel
+        left = right_half(x, xs, ax.get_xscale() == "log")  # label to the left, inside the panel
         note = ax.annotate(r["method"], (x, s), xytext=(-7 if left else 7, 0), textcoords="offset points",
                            fontsize=7.5, ha="right" if left else "left", va="center", color="#222222",
                            zorder=5 if is_base else 4, annotation_clip=False,
@@ -151,64 +152,6 @@ def _axis(ax: Any, records: list[dict[str, Any]], key: str, label: str, lower: b
     ax.set_ylabel(BY_KEY[quality].label + ("" if higher else " — lower is better"), fontsize=8)
     ax.tick_params(labelsize=7.5)
     ax.grid(True, lw=0.3, alpha=0.5)
-
-
-def _right_half(x: float, xs: list[float], log: bool) -> bool:
-    lo, hi = min(xs), max(xs)
-    if log:
-        x, lo, hi = math.log(x), math.log(lo), math.log(hi)
-    return hi > lo and (x - lo) / (hi - lo) > 0.6
-
-
-# Where a label may go relative to its point (offset in points), nearest first.
-CANDIDATES = [(7, 0), (-7, 0), (0, 9), (0, -9)] + [
-    (round(r * math.cos(a), 1), round(r * math.sin(a), 1))
-    for r in (12, 20, 30, 42) for a in (0, math.pi, math.pi / 4, -math.pi / 4, 3 * math.pi / 4, -3 * math.pi / 4,
-                                        math.pi / 2, -math.pi / 2)]
-
-
-def _declutter(fig: Any, ax: Any) -> None:
-    """Place each label where it overlaps no other label and no point and stays in the
-    panel (nearest free spot first; a thin leader line when it moved away); a label with
-    no such spot is left out (its point keeps its hover text)."""
-    from matplotlib.text import Text
-    from matplotlib.transforms import Bbox
-
-    def extent(text: Any) -> Any:  # the label alone, without its (hidden) leader line
-        text.update_positions(renderer)
-        return Text.get_window_extent(text, renderer)
-
-    renderer = fig.canvas.get_renderer()
-    frame = ax.get_window_extent(renderer)
-    centres = [ax.transData.transform(xy) for c in ax.collections for xy in c.get_offsets()]
-    dots = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in centres]
-    placed: list[Any] = []
-
-    def cost(box: Any) -> float:
-        inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-        hits = sum(box.overlaps(other) for other in placed) * 10 + sum(box.overlaps(d) for d in dots)
-        return hits + (0 if inside else 5)
-
-    for text in sorted(ax.texts, key=lambda t: t.get_zorder(), reverse=True):
-        best = None
-        for dx, dy in CANDIDATES:
-            text.xyann = (dx, dy)
-            text.set_horizontalalignment("left" if dx > 0 else "right" if dx < 0 else "center")
-            box = extent(text)
-            score = cost(box) + math.hypot(dx, dy) / 100
-            if best is None or score < best[0]:
-                best = (score, dx, dy, box)
-            if score < 1:
-                break
-        score, dx, dy, box = best
-        if score >= 5:  # it would overlap another label or leave the panel
-            text.set_visible(False)
-            continue
-        text.xyann = (dx, dy)
-        text.set_horizontalalignment("left" if dx > 0 else "right" if dx < 0 else "center")
-        if math.hypot(dx, dy) > 10 and text.arrow_patch is not None:
-            text.arrow_patch.set_visible(True)
-        placed.append(box)
 
 
 def _legend(fig: Any, timed: bool) -> None:
@@ -266,7 +209,7 @@ def pareto_svg(group: Any, title: str, salt: str, gate: float | None = None) -> 
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 8,
                                  "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans", "Arial"]}):
         fig = Figure(figsize=(6.3 * cols, 4.0 * rows + 0.5), layout="constrained")
-        FigureCanvasAgg(fig)  # text extents for _declutter; the SVG is written by savefig
+        FigureCanvasAgg(fig)  # text extents for declutter; the SVG is written by savefig
         panels = fig.subplots(rows, cols, squeeze=False).ravel()
         for ax, (key, label, lower, is_timing) in zip(panels, axes):
             _axis(ax, records, key, label, lower, is_timing, quality, higher, line, tips)
@@ -276,7 +219,7 @@ def pareto_svg(group: Any, title: str, salt: str, gate: float | None = None) -> 
         _legend(fig, timed)
         fig.canvas.draw()
         for ax in panels[: len(axes)]:
-            _declutter(fig, ax)
+            declutter(fig, ax)
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     svg = buffer.getvalue()
