@@ -187,7 +187,7 @@ def test_crashes_exits_and_left_children_end_alike_warm_and_cold(tmp_path: Path,
 @linux_only
 @BOTH_MODES
 def test_a_hanging_run_is_killed_at_the_timeout_in_either_mode(tmp_path: Path, mode: str) -> None:
-    timeout = 2 if mode == WARM else 10  # a cold worker imports torch and the plugins first (seconds on a busy machine)
+    timeout = 2 if mode == WARM else 6  # a cold worker imports torch and the plugins first (seconds on a busy machine)
     suite = digits_suite(tmp_path, "hang", suite=f"timeout_s = {timeout}", methods='[[methods]]\nuse = "test.hang"\n')
     proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), "--only", "test.hang",
                env=PLUGIN_ENV | {"HARNESS_WORKERS": mode.split(":")[0]})
@@ -218,7 +218,8 @@ def test_a_server_that_cannot_start_means_cold_runs_and_one_warning(tmp_path: Pa
 @linux_only
 def test_a_server_with_a_native_thread_forks_nothing_and_says_why_once(tmp_path: Path) -> None:
     suite = digits_suite(tmp_path, "threads", methods='[[methods]]\nuse = "test.native-thread"\n')
-    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), env=PLUGIN_ENV)
+    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), "--only", "test.native-thread",
+               env=PLUGIN_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr.count("runs start cold") == 1, proc.stderr
     why = "the fork server forks nothing: 1 native thread still runs after its imports (named python)"
