@@ -20,6 +20,11 @@ $(VENV)/.bench-deps: pyproject.toml Makefile
 
 $(VENV)/.test-deps: $(VENV)/.bench-deps
 	$(PIP) install --quiet -e ".[torch,measure,lm,data,ray,report,mlflow,dev]"
+	@# the report's browser test renders in headless Chromium (Debian's package); best effort:
+	@# without it (no root, no apt) that one test skips and says how to get it
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+		echo "note: chromium is not installed (apt-get install chromium): the report's browser test will skip"
 	touch $@
 
 bench: $(VENV)/.bench-deps
