@@ -36,7 +36,7 @@ COLUMNS = [
     Column("macro_f1", "macro-F1", "Macro-F1 (%)", "pct", 12, optional=True),
     Column("cosine_mean", "cosine", "Cosine similarity to the original (encoder outputs)", "num", 4, optional=True),
     Column("max_abs_diff", "max |Δ|", "Max abs. difference to the original (encoder outputs)", "num", 20, optional=True),
-    Column("accuracy_ratio", "acc ratio", "Acc. vs baseline", "ratio3", 12),
+    Column("accuracy_ratio", "acc ratio", "Acc. vs baseline", "ratio3", 26),  # "kept" says it for every metric
     Column("holds", "holds", "Holds quality (paired verdict at the gate)", "text", 4),
     Column("retained", "kept", "Quality kept vs baseline (×, primary metric)", "ratio3", 11),
     Column("quality_metric", "metric", "Primary metric", "text", 13, optional=True),
