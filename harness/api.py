@@ -190,6 +190,10 @@ class Executor:
     # True: the executor prepares models where its runs go (e.g. each node of a cluster),
     # so the driver does not prepare them first.
     prepares_models: ClassVar[bool] = False
+    # True: the executor measures idle power where its runs go (once per node and (device,
+    # carbon country), before that node's runs) and sets each spec's ``idle`` and
+    # ``concurrent`` itself, so the driver does not measure its own host's idle power.
+    measures_idle: ClassVar[bool] = False
 
     def __init__(self, jobs: int = 1):
         self.jobs = max(1, jobs)

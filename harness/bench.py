@@ -206,7 +206,8 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
         if not executor.prepares_models:  # else it does, on the nodes its runs go to
             prepare_models(todo, out, helpers)
         tables.join()  # before the idle window, and before any run's timing
-        measure_idle_power(todo, out, helpers)
+        if not executor.measures_idle:  # else it does, on each node its runs go to
+            measure_idle_power(todo, out, helpers)
         if os.environ.get("HARNESS_ARTIFACTS", "on") != "off":  # compress once per (model, method)
             if opts.force:  # redo means redo: no compressed model or timing from before this bench
                 from harness.artifacts import ArtifactStore

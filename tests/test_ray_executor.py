@@ -57,3 +57,36 @@ def test_each_slot_reserves_the_runs_gpus_and_no_more_slots_than_the_cluster_hol
     assert plan_slots(many, 8, {"CPU": 4}) == (1, 0.0, 4)  # actors keep their CPUs: no more slots than CPUs
     with pytest.raises(RuntimeError, match="has 0 GPUs; each run needs 1"):
         plan_slots(cuda, 2, {"CPU": 2})
+
+
+def test_a_slot_gives_each_run_its_nodes_idle_power_and_ram_share_and_checks_the_nodes_paths(tmp_path: Path) -> None:
+    from harness.plan import build_plan
+    from harness.plugins import load_plugins
+    from harness.result import RunResult
+    from harness.suite import load_suite
+    from harness_plugins.executors.ray import Slot
+
+    plugins = load_plugins()
+    suite = digits_suite(tmp_path, "s", measure="[measure]\nenergy = true\n", methods="[[methods]]\nuse = \"prune.magnitude\"")
+    spec = next(r for r in build_plan(load_suite(suite, plugins), plugins) if r.method == "prune.magnitude")
+    given = []
+
+    class Workers:  # the slot's fork server, as far as a run goes
+        def run(self, spec, log):
+            given.append((spec.idle, spec.concurrent, spec.artifacts_dir))
+            return RunResult.of(spec, "ok")
+
+    slot = Slot.__new__(Slot)  # as Ray would place it: on node "n1", its idle power measured
+    slot.node, slot.ip, slot.workers = "n1", "10.0.0.1", Workers()
+    slot.idle = {(spec.device, spec.measure.carbon_country): {"provenance": "measured: on Ray node n1"}}
+    spec.artifacts_dir = str(tmp_path / "results" / "artifacts")  # its results folder is not on this node
+    result, _ = slot.run(spec, {"n1": 2, "n2": 1})
+    assert given == [({"provenance": "measured: on Ray node n1"}, 2, None)]
+    assert result.env["ray_node_id"] == "n1" and result.env["ray_node_ip"] == "10.0.0.1"
+    assert result.steps[0]["artifact"].startswith(f"not stored for reuse: the results folder {tmp_path / 'results'} "
+                                                  "is not there on Ray node 10.0.0.1")
+    spec.suite_dir = str(tmp_path / "elsewhere")
+    result, log = slot.run(spec, {"n1": 2})
+    assert result.status == "failed" and len(given) == 1
+    assert result.error == (f"the suite's folder {spec.suite_dir} is not on Ray node 10.0.0.1: put it on a "
+                            "filesystem that every node mounts at the same path")
