@@ -42,7 +42,6 @@ from typing import Any
 import ray  # an ImportError here tells the user to install compression-harness[ray]
 
 from harness.api import Executor
-from harness.defaults import Baseline
 from harness.toolkit import RunResult, RunSpec, Workers, cache_dir
 
 PROGRESS = "prepare: "
@@ -130,7 +129,7 @@ class Slot:
             result = self._on_node(self.workers.run(spec, log))
             if artifacts:
                 note = f"not stored for reuse: {artifacts} on Ray node {self.ip} (artifacts are off there)"
-                result.steps = [step if "artifact" in step or step.get("use") == Baseline.name
+                result.steps = [step if "artifact" in step or step.get("use") == "baseline"
                                 else step | {"artifact": note} for step in result.steps]
             return result, log.read_text(errors="replace") if log.exists() else ""
 
