@@ -32,15 +32,11 @@ process (``--python``) with a time limit.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import tarfile
-import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +44,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the check's sibling modules, however it is loaded
 
+from gpu_check_children import (  # noqa: E402
+    DRIVER_IMPORTS,
+    ENV,
+    IMPORTS,
+    VALIDATE,
+    VISION_DATA,
+    timer_code,
+    train_code,
+)
 from gpu_check_judge import (  # noqa: E402,F401 (wheel_problems & co. are used by the tests through this module)
     REPRO_BATCHES,
     WHEELS,
@@ -61,159 +66,18 @@ from gpu_check_judge import (  # noqa: E402,F401 (wheel_problems & co. are used 
     wheel_problems,
     wheel_tag_problem,
 )
+from gpu_check_runner import RESERVE, Runner  # noqa: E402
 from gpu_check_summary import junit_counts, markdown, row_table, verdict  # noqa: E402,F401
 
 SUITES = ROOT / "benchmarks" / "gpu_check_suites"
 
-IMPORTS = ("torchao", "torch_pruning", "harness", "harness_plugins")
 
-REPRO_MODEL = "digits-mlp"
 
-FINISH_S = 15.0
-# Step time caps (s) and the least time each later step is left (s)
-CAPS = {"pytest": 110, "gpu": 190, "repro": 50, "functional": 130, "repro-per-call": 45}
-RESERVE = {"pytest": 40, "gpu": 90, "repro": 30, "functional": 45, "repro-per-call": 0}
 
 
 # --------------------------------------------------------------------------- the check
 
-class Check:
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.out = Path(args.out).resolve()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="gpu-check-"))
-        self.work.mkdir(parents=True, exist_ok=True)
-        (self.work / "logs").mkdir(exist_ok=True)
-        self.start = time.time()
-        # steps are planned to end FINISH_S before the deadline: a stopped bench's grace
-        # period, the judgements and the tar fit in before the shell's timeout
-        self.deadline = (args.deadline or (self.start + args.budget_s)) - FINISH_S
-        self.running: dict[str, tuple[str, float]] = {}  # bench step -> (suite name, start)
-        python = args.python or sys.executable
-        self.python = str(Path(python).absolute()) if os.sep in python else python  # children run elsewhere
-        self.summary: dict[str, Any] = {
-            "check": "benchmarks/gpu_check.sh" + (" --dry-run" if args.dry_run else ""),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "dry_run": args.dry_run,
-            "python": self.python, "work": str(self.work), "steps": {}, "verdict": {},
-        }
-        self.children: list[subprocess.Popen] = []
-        self.background: list[subprocess.Popen] = []
-        env = dict(os.environ)
-        env.setdefault("HARNESS_CACHE", str(self.work / "cache"))
-        env.setdefault("HARNESS_TEST_CACHE", env["HARNESS_CACHE"])
-        env.setdefault("HF_HUB_OFFLINE", "1")
-        env.setdefault("HF_DATASETS_OFFLINE", "1")
-        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-        self.env = env
-
-    # ---- bookkeeping
-    def left(self) -> float:
-        return self.deadline - time.time()
-
-    def limit(self, step: str, later: tuple[str, ...]) -> float:
-        return max(5.0, min(CAPS[step], self.left() - sum(RESERVE[s] for s in later)))
-
-    def log(self, message: str) -> None:
-        print(f"[gpu-check {time.time() - self.start:6.1f}s] {message}", flush=True)
-
-    def record(self, name: str, **entry: Any) -> None:
-        self.summary["steps"].setdefault(name, {}).update(entry)
-        self.write()
-
-    def write(self, final: bool = False) -> None:
-        self.summary["elapsed_s"] = round(time.time() - self.start, 1)
-        self.summary["complete"] = final
-        self.summary["verdict"] = verdict(self.summary)
-        tmp = self.out / "summary.json.tmp"
-        tmp.write_text(json.dumps(self.summary, indent=1, default=str))
-        os.replace(tmp, self.out / "summary.json")
-        tmp = self.out / "summary.md.tmp"
-        tmp.write_text(markdown(self.summary))
-        os.replace(tmp, self.out / "summary.md")
-
-    def tar(self) -> None:
-        """The results directories and logs (compressed models left out) → results.tar.gz."""
-        target, tmp = self.out / "results.tar.gz", self.out / "results.tar.gz.tmp"
-        try:
-            with tarfile.open(tmp, "w:gz") as tar:
-                for name in ("results", "logs", "pytest.xml"):
-                    path = self.work / name
-                    if path.exists():
-                        tar.add(path, arcname=f"gpu-check/{name}",
-                                filter=lambda info: None if "/artifacts" in info.name or "/cache" in info.name
-                                or info.size > 4 << 20 else info)
-            if tmp.stat().st_size > 15 << 20:  # the machine returns files up to 16 MiB
-                with tarfile.open(tmp, "w:gz") as tar:
-                    for path in sorted(self.work.glob("results/**/results.jsonl")):
-                        tar.add(path, arcname=f"gpu-check/{path.relative_to(self.work)}")
-            os.replace(tmp, target)
-        except OSError as exc:
-            self.log(f"could not write results.tar.gz: {exc}")
-
-    # ---- processes
-    def run(self, name: str, argv: list[str], timeout: float, cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> tuple[int | None, str, float]:
-        """(exit code or None on timeout, output tail, seconds) of ``argv``; its output goes
-        to logs/<name>.log. A child that runs past ``timeout`` gets SIGINT (harness bench
-        then keeps its finished rows), then SIGKILL, its whole process group."""
-        log_path = self.work / "logs" / f"{name}.log"
-        t0 = time.time()
-        shown = [a if "\n" not in a else "<code>" for a in argv]
-        self.log(f"{name}: {' '.join(shown)} (limit {timeout:.0f}s)")
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(argv, cwd=cwd or self.work, env=env or self.env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-            self.children.append(proc)
-            try:
-                code: int | None = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                code = None
-                self.stop(proc)
-            finally:
-                self.children.remove(proc)
-        seconds = time.time() - t0
-        tail = log_path.read_text(errors="replace")[-3000:]
-        self.log(f"{name}: {'timed out' if code is None else f'exit {code}'} after {seconds:.1f}s")
-        return code, tail, seconds
-
-    def marked(self, name: str) -> Any:
-        """The JSON a child printed on its line starting with @@ (None if it printed none)."""
-        text = (self.work / "logs" / f"{name}.log").read_text(errors="replace")
-        found = [line for line in text.splitlines() if line.startswith("@@")]
-        return json.loads(found[-1][2:]) if found else None
-
-    def start_background(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.work / "logs" / f"{name}.log", "wb")
-        proc = subprocess.Popen(argv, cwd=self.work, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.background.append(proc)
-        return proc
-
-    @staticmethod
-    def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-        for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                return
-            try:
-                proc.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-    def stop_all(self) -> None:
-        for proc in list(self.children) + self.background:
-            if proc.poll() is None:
-                self.stop(proc, grace=3.0)
-
-    def harness(self, *args: str) -> list[str]:
-        return [self.python, "-m", "harness.cli", *args]
-
-    def py(self, code: str) -> list[str]:
-        return [self.python, "-c", code]
-
+class Check(Runner):
     # ---- steps
     def prepare_suites(self) -> Path:
         """The check's suites, copied into the work directory with vision.npz beside them."""
@@ -224,12 +88,7 @@ class Check:
             if self.args.device != "cuda":  # a rehearsal of the driver on another device
                 text = text.replace('device = "cuda"', f'device = "{self.args.device}"')
             (suites / path.name).write_text(text)
-        code = ("import numpy as np, sys\n"
-                "rng = np.random.default_rng(0)\n"
-                "x = lambda n: rng.standard_normal((n, 3, 64, 64)).astype('float32')\n"
-                "y = lambda n: (np.arange(n) % 10).astype('int64')\n"
-                "np.savez(sys.argv[1], x_test=x(64), y_test=y(64), x_train=x(64), y_train=y(64))\n")
-        code_rc, tail, _ = self.run("vision-data", [self.python, "-c", code, str(suites / "vision.npz")], 60)
+        code_rc, tail, _ = self.run("vision-data", [self.python, "-c", VISION_DATA, str(suites / "vision.npz")], 60)
         if code_rc != 0:
             self.record("validate", status="fail", problems=[f"could not write vision.npz: {tail[-500:]}"])
         return suites
@@ -248,21 +107,8 @@ class Check:
 
     def step_validate(self, suites: Path) -> None:
         """``harness validate`` of every suite the check runs (one interpreter for all)."""
-        code = ("import contextlib, io, json, sys\n"
-                "from harness.cli import main\n"
-                "out = {}\n"
-                "for path in sys.argv[1:]:\n"
-                "    buf = io.StringIO()\n"
-                "    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):\n"
-                "        try:\n"
-                "            rc = main(['validate', path])\n"
-                "        except SystemExit as exc:\n"
-                "            rc = exc.code\n"
-                "    text = buf.getvalue()\n"
-                "    out[path] = [rc, text[:400] + ('\\n...\\n' + text[-1500:] if len(text) > 1900 else text[400:])]\n"
-                "print('@@' + json.dumps(out))\n")
         paths = sorted(str(p) for p in suites.glob("*.toml"))
-        rc, tail, seconds = self.run("validate", [self.python, "-c", code, *paths], 120)
+        rc, tail, seconds = self.run("validate", [self.python, "-c", VALIDATE, *paths], 120)
         results = self.marked("validate")
         if rc != 0 or results is None:
             self.record("validate", status="fail", seconds=round(seconds, 1),
@@ -285,36 +131,7 @@ class Check:
                     planned_runs=planned, problems=problems, notes=notes)
 
     def step_env(self) -> None:
-        code = ("import importlib, json, sys\n"
-                "info = {'python': sys.version.split()[0]}\n"
-                "for name in IMPORTS:\n"
-                "    try:\n"
-                "        mod = importlib.import_module(name)\n"
-                "        info[name] = getattr(mod, '__version__', 'imported')\n"
-                "    except Exception as exc:\n"
-                "        info[name] = f'FAILED: {type(exc).__name__}: {exc}'\n"
-                "try:\n"
-                "    import torch\n"
-                "    info['torch'] = torch.__version__\n"
-                "    info['cuda_available'] = torch.cuda.is_available()\n"
-                "    if torch.cuda.is_available():\n"
-                "        p = torch.cuda.get_device_properties(0)\n"
-                "        info['gpu'] = f'{p.name}, {p.total_memory / 2**30:.0f} GiB, cc {p.major}.{p.minor}'\n"
-                "except Exception as exc:\n"
-                "    info['torch'] = f'FAILED: {exc}'\n"
-                "try:\n"
-                "    from harness.measure.torchao_status import torchao_status\n"
-                "    info['torchao_status'] = torchao_status()\n"
-                "except Exception as exc:\n"
-                "    info['torchao_status'] = f'FAILED: {type(exc).__name__}: {exc}'\n"
-                "try:\n"
-                "    import onnxruntime as ort\n"
-                "    info['onnxruntime'] = ort.__version__\n"
-                "    info['onnxruntime_providers'] = ort.get_available_providers()\n"
-                "except Exception as exc:\n"
-                "    info['onnxruntime'] = f'not importable: {type(exc).__name__}: {exc}'\n"
-                "print('@@' + json.dumps(info, default=str))\n").replace("IMPORTS", repr(IMPORTS))
-        rc, tail, seconds = self.run("env", self.py(code), 90)
+        rc, tail, seconds = self.run("env", self.py(ENV), 90)
         info = self.marked("env") or {"error": tail[-1500:]}
         problems = [f"{name}: {info.get(name)}" for name in IMPORTS if str(info.get(name, "FAILED")).startswith("FAILED")]
         if not self.args.dry_run and self.args.device.startswith("cuda") and not info.get("cuda_available"):
@@ -455,11 +272,7 @@ class Check:
                 compile(code, name, "exec")
             except SyntaxError as exc:
                 problems.append(f"{name} child: {exc}")
-        names = ("from harness_plugins.sources.builtin.digits import load_trained, prepare\n"
-                 "from harness_plugins.tasks.classification import ClassificationConfig, ClassificationData\n"
-                 "from harness.measure.torchao_status import torchao_status\n"
-                 "import harness.cli\n")
-        rc, tail, seconds = self.run("driver-imports", self.py(names), 60)
+        rc, tail, seconds = self.run("driver-imports", self.py(DRIVER_IMPORTS), 60)
         if rc != 0:
             problems.append(f"the children's imports fail: {tail[-800:]}")
         self.record("driver", status="fail" if problems else "pass", seconds=round(seconds, 1), problems=problems)
@@ -515,36 +328,6 @@ class Check:
         self.log(f"verdict: {v['overall']} — summary in {self.out / 'summary.md'}")
         print((self.out / "summary.md").read_text(), flush=True)
         return 0 if v["overall"] in ("PASS", "DRY RUN OK") else 1
-
-
-def timer_code(device: str) -> str:
-    """A child's code: torch.utils.benchmark.Timer's median (ms) per batch size of the
-    repro model on the harness's own inputs, on the line starting with @@."""
-    return textwrap.dedent(f"""\
-        import json, torch
-        from torch.utils.benchmark import Timer
-        from harness_plugins.sources.builtin.digits import load_trained
-        from harness_plugins.tasks.classification import ClassificationConfig, ClassificationData
-        device = {device!r}
-        model = load_trained({REPRO_MODEL!r}).to(device).eval()
-        task = ClassificationData(ClassificationConfig("digits"), device)
-        out = {{}}
-        for b in {REPRO_BATCHES!r}:
-            x = task.example_input(b).to(device)
-            with torch.inference_mode():
-                for _ in range(50):
-                    model(x)
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                timer = Timer("model(x)", globals={{"model": model, "x": x}}, num_threads=torch.get_num_threads())
-                out[str(b)] = timer.blocked_autorange(min_run_time=1.5).median * 1e3
-        print("@@" + json.dumps(out))
-        """)
-
-
-def train_code(ref: str) -> str:
-    """A child's code: train a builtin model into the cache unless it is there."""
-    return f"from harness_plugins.sources.builtin.digits import prepare; prepare({ref!r})"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
