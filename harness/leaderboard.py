@@ -134,7 +134,8 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
     import pandas as pd
 
     records = []
-    for result in latest(results):
+    rows = latest(results)
+    for result in rows:
         estimated = _estimated(result)
         record = {
             "suite": result.suite, "model": result.model, "task": result.task,
@@ -168,7 +169,7 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
                          index=frame.index, dtype="float64")
 
     frame["accuracy_ratio"] = frame["accuracy"] / from_base("accuracy")
-    by_id = {r.run_id: r for r in latest(results)}
+    by_id = {r.run_id: r for r in rows}
     base_ids = [base["run_id"].get(k) if k in base.index else None for k in keys]
     _quality_verdicts(frame, by_id, base_ids)
     eager = pd.Series([base["throughput_sps"].get((s, m, t, "none")) for s, m, t, _ in keys],
