@@ -1,25 +1,47 @@
 # make bench: set up .venv (if needed) with what the quickstart needs, run it.
-# make test:  set up/update .venv with everything (LM, Ray, dev tools), run all tests.
+# make test:  set up/update .venv with everything (LM, Ray, dev tools) and .venv-vision
+#             (torchvision, timm), run all tests: the vision ones (marked vision) in .venv-vision.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-# The CPU build of torch; a plain "torch" pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
+# torchvision must be built for the very torch beside it, and the pair this project's offline
+# mirror holds is not .venv's torch: the vision tests get their own environment.
+VISION_VENV  ?= .venv-vision
+VISION_PY    := $(VISION_VENV)/bin/python
+VISION_PIP   := $(VISION_PY) -m pip --disable-pip-version-check
+VISION_TORCH ?= torch==2.14.1 torchvision==0.29.1
+# pytest processes (pytest-xdist): most tests wait on worker processes, two keep both cores busy
+TEST_JOBS ?= 2
+
+# Without an NVIDIA GPU (no nvidia-smi), torch and torchvision come from PyTorch's CPU index,
+# the "+cpu" builds (~200 MB), when it answers within 5 s: PyPI's Linux torch is the CUDA build
+# (several GB). Where it does not (a machine whose only index is an offline mirror, like this
+# project's, whose torch 2.13.0 is the CPU build), and with a GPU, the pins come from pip's
+# configured index. TORCH_INDEX=URL picks an index; TORCH_INDEX= the configured one. Asked
+# only by a recipe that installs torch (make prints the pip command it chose).
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= $(shell $(PYTHON) -c "import shutil, sys, urllib.request as r; \
+	shutil.which('nvidia-smi') and sys.exit(); r.urlopen(sys.argv[1] + '/torch/', timeout=5); \
+	print(sys.argv[1])" $(TORCH_CPU_INDEX) 2>/dev/null)
+TORCH_FROM = $(addprefix --index-url ,$(TORCH_INDEX))
 
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: bench bench-lm test test-fast lint benchmarks clean
+.PHONY: bench bench-lm test test-fast test-vision lint benchmarks clean
 
 $(VENV)/.bench-deps: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet "$(TORCH)"
+	$(PIP) install --quiet $(TORCH_FROM) "$(TORCH)"
 	$(PIP) install --quiet -e ".[torch,measure]"
 	touch $@
 
-$(VENV)/.test-deps: $(VENV)/.bench-deps
-	$(PIP) install --quiet -e ".[torch,measure,lm,data,ray,report,mlflow,dev]"
+$(VENV)/.test-deps: $(VENV)/.bench-deps $(wildcard contrib/*/pyproject.toml)
+	$(PIP) install --quiet -e ".[torch,measure,lm,data,ray,report,mlflow,dev,runtimes]"
+	@# the toolkit adapters under contrib/: distributions of their own, installed as a user would
+	$(PIP) install --quiet $(foreach d,$(wildcard contrib/*/pyproject.toml),-e ./$(dir $(d)))
 	@# the report's browser test renders in headless Chromium (Debian's package); best effort:
 	@# without it (no root, no apt) that one test skips and says how to get it
 	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 || \
@@ -33,15 +55,31 @@ bench: $(VENV)/.bench-deps
 bench-lm: $(VENV)/.test-deps
 	$(VENV)/bin/harness bench suites/lm-quickstart.toml
 
-test: $(VENV)/.test-deps
-	$(PY) -m pytest -q
+# The vision tests need the core, the torch and data extras and pytest beside the pair; the runtimes
+# extra too, for benchmarks/runtimes_zoo.py --part vision (ResNet-18 in ONNX Runtime and OpenVINO).
+$(VISION_VENV)/.deps: pyproject.toml Makefile
+	test -x $(VISION_PY) || $(PYTHON) -m venv $(VISION_VENV)
+	@echo '*' > $(VISION_VENV)/.gitignore  # git leaves it alone (.gitignore names .venv/ only)
+	$(VISION_PIP) install --quiet $(TORCH_FROM) $(VISION_TORCH)
+	$(VISION_PIP) install --quiet -e ".[torch,data,vision,runtimes]" "pytest>=8"
+	touch $@
 
-# Everything but the end-to-end runs of `harness bench` (marked e2e): the inner loop.
+# The tests marked vision, run alone: in .venv-vision the LM and Ray test files would only skip.
+VISION_TESTS := tests/test_vision_sources.py
+
+test: $(VENV)/.test-deps $(VISION_VENV)/.deps
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not vision"
+	$(VISION_PY) -m pytest -q $(VISION_TESTS)
+
+test-vision: $(VISION_VENV)/.deps
+	$(VISION_PY) -m pytest -q $(VISION_TESTS)
+
+# Everything of .venv but the end-to-end runs of `harness bench` (marked e2e): the inner loop.
 test-fast: $(VENV)/.test-deps
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not e2e and not vision"
 
 lint: $(VENV)/.test-deps
-	$(VENV)/bin/ruff check harness plugins tests examples benchmarks
+	$(VENV)/bin/ruff check harness plugins tests examples benchmarks contrib
 
 # Speed and fidelity goals live here, not in timed unit tests: run on a quiet machine.
 benchmarks: $(VENV)/.test-deps
@@ -50,7 +88,7 @@ benchmarks: $(VENV)/.test-deps
 	$(PY) benchmarks/structured_pruning.py
 
 clean:
-	rm -rf $(VENV) results/quickstart results/lm-quickstart
+	rm -rf $(VENV) $(VISION_VENV) results/quickstart results/lm-quickstart
 
 # The GPU check's wheels (docs/gpu.md): .whl/ for a GPU machine without network.
 .PHONY: gpu-wheels

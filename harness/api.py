@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from harness.spec import RunSpec
 
 __all__ = ["Metric", "Outcomes", "aggregate", "Skip", "Method", "ModelSource", "TaskKind", "PreparedTask",
-           "Executor", "Reporter", "RunContext", "NoParams"]
+           "Runtime", "Executor", "Reporter", "RunContext", "NoParams"]
 
+UNRESOLVED = "unresolved until prepared"  # a ModelSource.fingerprint known only after prepare
 FAMILIES = ("none", "quantization", "pruning", "sparsity", "distillation", "training")
 NEEDS = ("calibration", "training", "teacher")
 
@@ -52,6 +53,13 @@ class Method:
     # this plugin's load/prepare/apply import), so that no run pays for them; a suite
     # preloads those of the plugins its runs use.
     preload: ClassVar[tuple[str, ...]] = ()
+    # Top-level modules this plugin cannot work without (e.g. ("datasets",)): `harness
+    # validate` refuses a suite that uses it where one is missing, naming the extra to install.
+    requires: ClassVar[tuple[str, ...]] = ()
+    # The runtime whose own model form this method compresses (e.g. "onnxruntime": its
+    # apply() gets and returns what that Runtime.export gave, after the torch steps);
+    # None: a torch method, usable with every runtime.
+    runtime: ClassVar[str | None] = None
 
     def check(self, model: Any, ctx: RunContext) -> str | None:
         """Return a one-line reason to skip this run (no CUDA, wrong dtype), or None."""
@@ -76,6 +84,9 @@ class ModelSource:
     # this plugin's load/prepare/apply import), so that no run pays for them; a suite
     # preloads those of the plugins its runs use.
     preload: ClassVar[tuple[str, ...]] = ()
+    # Top-level modules this plugin cannot work without (e.g. ("datasets",)): `harness
+    # validate` refuses a suite that uses it where one is missing, naming the extra to install.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def check_ref(self, ref: str, options: Any, suite_dir: Path) -> str | None:
         """Return a problem with ``ref`` (unknown id, missing file) found without loading."""
@@ -86,6 +97,13 @@ class ModelSource:
         weights initialised anew) may be attached as ``model.harness_load_info``, a dict of
         JSON values: it lands in the result row as ``metrics.model_load``."""
         raise NotImplementedError
+
+    def fingerprint(self, ref: str, options: Any, suite_dir: Path) -> str | None:
+        """What ``ref`` resolves to beyond the files the spec names (which are hashed
+        anyway), for the run's identity: e.g. the hub commit of a cached snapshot. None:
+        nothing more; :data:`UNRESOLVED`: known only after ``prepare`` (not downloaded
+        yet), so the bench plans those runs again once it has prepared the model."""
+        return None
 
     def prepare(self, ref: str, options: Any, suite_dir: Path) -> None:
         """One-time work before any run loads ``ref`` (train, convert, fill a cache).
@@ -131,6 +149,9 @@ class TaskKind:
     # this plugin's load/prepare/apply import), so that no run pays for them; a suite
     # preloads those of the plugins its runs use.
     preload: ClassVar[tuple[str, ...]] = ()
+    # Top-level modules this plugin cannot work without (e.g. ("datasets",)): `harness
+    # validate` refuses a suite that uses it where one is missing, naming the extra to install.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def check_config(self, config: Any, suite_dir: Path) -> list[str]:
         """Problems with ``config`` that need the file system (missing files)."""
@@ -176,6 +197,44 @@ class PreparedTask:
         return {}, {}
 
 
+class Runtime:
+    """Where the compressed model runs to be evaluated and timed (``onnxruntime``, ...):
+    ``export`` (once per call signature of the task and the timer) → the steps of methods
+    whose ``runtime`` is this one → ``load``; the task evaluates what ``load`` returns (via
+    :class:`harness.toolkit.RuntimeModel`). Raise :class:`Skip` for a model it cannot take."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    # Distributions whose versions belong to the run's identity (e.g. ("onnxruntime",)).
+    libraries: ClassVar[tuple[str, ...]] = ()
+    preload: ClassVar[tuple[str, ...]] = ()
+    requires: ClassVar[tuple[str, ...]] = ()  # as for methods: checked by `harness validate`
+
+    def check(self, model: Any, ctx: RunContext) -> str | None:
+        """A one-line reason this runtime cannot run ``model`` here, or None."""
+        return None
+
+    def export(self, module: Any, inputs: tuple[Any, ...], names: list[str], outputs: list[str],
+               ctx: RunContext) -> Any:
+        """A :class:`harness.toolkit.Graph` of ``module(*inputs)`` (a torch module with flat
+        tensor inputs ``names`` and a tuple of tensor outputs ``outputs``) in the runtime's
+        own form, taking any batch size (and any length of integer inputs such as token
+        ids). :func:`harness.toolkit.export_onnx` does the ONNX export."""
+        raise NotImplementedError
+
+    def save(self, graph: Any, folder: Path) -> Path | None:
+        """Write ``graph`` into ``folder`` as the runtime's own files (what a user would
+        deploy; :func:`harness.toolkit.save_files` copies an ``.onnx``); the main file."""
+        return None
+
+    def load(self, graph: Any, ctx: RunContext) -> Any:
+        """A callable ``f(list of numpy arrays) -> list of numpy arrays`` (the graph's
+        inputs and outputs, in order) that runs ``graph`` on ``ctx.device``. It may carry
+        ``weight_bytes`` (the stored weights' size) and ``kernels()`` (the kernel or op
+        names that ran in its last calls, e.g. from the runtime's profiler)."""
+        raise NotImplementedError
+
+
 class Executor:
     """Runs a plan's runs somewhere (this machine, a Ray cluster, ...).
 
@@ -191,7 +250,7 @@ class Executor:
     # so the driver does not prepare them first.
     prepares_models: ClassVar[bool] = False
     # True: the executor measures idle power where its runs go (once per node and (device,
-    # carbon country), before that node's runs) and sets each spec's ``idle`` and
+    # carbon country), before that node's runs) and sets each spec's ``placement.idle`` and
     # ``concurrent`` itself, so the driver does not measure its own host's idle power.
     measures_idle: ClassVar[bool] = False
 

@@ -6,10 +6,10 @@ the contents of the files it names, the method steps with their params, seed, de
 the versions of harness, torch and the plugins (with their code's hash) — plus the task
 spec and its files when a step calibrates or trains on the task's data. It
 holds the model (``torch.save`` of the whole module) and the compression's own figures
-and step infos. A model that cannot be pickled is compressed in each run, and the row says
-why. Artifacts are pickles written by this harness: ``torch.load`` runs code from them, so
-a results directory is trusted like the code that wrote it (docs/security.md).
-``harness clean`` removes them.
+and step infos. A model that cannot be pickled, or written (a full disk), is compressed in
+each run, and the row says why. Artifacts are pickles written by this harness:
+``torch.load`` runs code from them, so a results directory is trusted like the code that
+wrote it (docs/security.md). ``harness clean`` removes them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,18 @@ from harness.spec import RunSpec
 TASK_DEPENDENT = {"calibration", "training"}
 
 
-def artifact_key(spec: RunSpec, methods: list[Any], task_plugin: str) -> str:
+def artifact_key(spec: RunSpec, methods: list[Any], task_plugin: str, steps: list[Any] | None = None) -> str:
     """The hash of what decides the compressed model (``methods``: the step classes;
     ``task_plugin``: the plugin of the run's task kind, whose version counts only when a
-    step uses the task's data)."""
+    step uses the task's data; ``steps``: the steps that made it, default all)."""
+    steps = spec.steps if steps is None else steps
     depends_on_task = any(TASK_DEPENDENT & set(m.needs) for m in methods)
     plugins = {name: version for name, version in spec.versions.get("plugins", {}).items()
                if depends_on_task or name != task_plugin}
     files = dict(spec.versions.get("files") or {})
     if not depends_on_task:
         files.pop("task", None)  # the task's data decides nothing here: one artifact for every task
-    identity: dict[str, Any] = {"model": spec.model.to_dict(), "steps": [s.to_dict() for s in spec.steps],
+    identity: dict[str, Any] = {"model": spec.model.to_dict(), "steps": [s.to_dict() for s in steps],
                                 "seed": spec.seed, "device": spec.device,
                                 "versions": spec.versions | {"plugins": plugins, "files": files}}
     if depends_on_task:
@@ -68,20 +70,27 @@ class ArtifactStore:
         """Store ``model``; None when stored, else why it could not be (the run goes on)."""
         import torch
 
-        self.directory.mkdir(parents=True, exist_ok=True)
         model_path, meta_path = self.paths(key)
         tmp = model_path.with_name(f"{model_path.name}.tmp{os.getpid()}")
+        meta_tmp = meta_path.with_name(f"{meta_path.name}.tmp{os.getpid()}")
         stripped = _strip_instance_reprs(model)
         try:
-            torch.save(model, tmp)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as file:  # our own file: a full disk is an OSError, not torch's opaque RuntimeError
+                torch.save(model, file)
+            meta_tmp.write_text(json.dumps(meta, default=str))
+        except OSError as exc:  # the disk, not the model: ENOSPC, EDQUOT, EROFS, EACCES ...
+            for path in (tmp, meta_tmp):
+                with suppress(OSError):
+                    path.unlink(missing_ok=True)
+            why = exc.strerror or str(exc)
+            return f"{why[:1].lower()}{why[1:]} at {self.directory}"
         except Exception as exc:
             tmp.unlink(missing_ok=True)
             return f"the compressed model cannot be pickled ({type(exc).__name__}: {str(exc)[:120]})"
         finally:
             for module, value in stripped:
                 module.extra_repr = value
-        meta_tmp = meta_path.with_name(f"{meta_path.name}.tmp{os.getpid()}")
-        meta_tmp.write_text(json.dumps(meta, default=str))
         os.replace(tmp, model_path)
         os.replace(meta_tmp, meta_path)  # the meta last: a model without meta is never loaded
         return None

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +19,16 @@ from rich.markup import escape
 
 from harness.errors import UsageError
 from harness.params import nearest
-from harness.plan import build_plan, select
+from harness.plan import build_plan, select, unresolved
 from harness.plugins import PluginSet
+from harness.plural import plural
 from harness.process import private_runs_root
 from harness.result import RunResult
 from harness.results import finished_ids, read_results, results_file
 from harness.results_store import ResultsStore
 from harness.spec import RunSpec
 from harness.suite import Suite
-from harness.workers import Workers
+from harness.workers import Workers, prepare_timeout_s
 
 
 @dataclass
@@ -96,13 +98,18 @@ def prepare_models(runs: list[RunSpec], out: Any, workers: Workers) -> None:
         if line.startswith(PROGRESS):
             out.print(line[len(PROGRESS):].rstrip(), markup=False, highlight=False)
 
+    timeout_s = prepare_timeout_s()  # a mistyped value stops the bench before anything runs
     t0 = time.monotonic()
     for model, suite_dir in seen.values():
-        code, tail = workers.call("harness.worker", ["--prepare", json.dumps(model), suite_dir], progress)
+        try:
+            code, tail = workers.prepare(model, suite_dir, progress, timeout_s)
+        except TimeoutError as exc:
+            out.print(f"[yellow]{escape(str(exc))}[/]; its runs will report the error")
+            continue
         if code != 0:
             out.print(f"[yellow]preparing model {escape(model['name'])} failed[/] "
                       f"({escape(tail[-1] if tail else 'no output')}); its runs will report the error")
-    out.print(f"[dim]{len(seen)} model(s) ready in {time.monotonic() - t0:.1f}s[/]")
+    out.print(f"[dim]{plural(len(seen), 'model')} ready in {time.monotonic() - t0:.1f}s[/]")
 
 
 def _last_json(lines: list[str]) -> dict[str, Any]:
@@ -123,7 +130,7 @@ def measure_idle_power(runs: list[RunSpec], out: Any, workers: Workers) -> None:
         key = (run.device, run.measure.carbon_country)
         if key not in measured:
             measured[key] = _reused_idle(key, run.measure.idle_reuse_s, out) or _measure_idle(key, out, workers)
-        run.idle = measured[key]
+        run.placement.idle = measured[key]
 
 
 def _idle_file(key: tuple[str, str]) -> Path | None:
@@ -185,17 +192,21 @@ def _import_tables() -> None:
         import pandas  # noqa: F401
 
 
-def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) -> list[RunResult]:
-    """Run what is pending; return this invocation's results."""
+def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any,
+              progress: Callable[[Any, int, int], Any]) -> list[RunResult]:
+    """Run what is pending; return this invocation's results. ``progress(out, runs, jobs)``
+    makes the log told of each run's ``start`` and ``finish`` (the caller's renderer:
+    :class:`harness.display.ProgressLog`)."""
     executor = make_executor(plugins, opts.executor, opts.jobs)
     path = results_file(results_dir(suite, opts.results_root))
     with ResultsStore(path) as store:  # locked, space checked: before anything runs
         runs, todo = pending_runs(suite, plugins, opts)
-        out.print(f"suite [bold]{escape(suite.config.name)}[/]: {len(runs)} runs planned, "
+        out.print(f"suite [bold]{escape(suite.config.name)}[/]: {plural(len(runs), 'run')} planned, "
                   f"{len(runs) - len(todo)} already done, {len(todo)} to run → {escape(str(path))}")
         changed = changed_inputs(todo, path) if not opts.force else 0
         if changed:
-            out.print(f"[dim]{changed} of these have a stored row made from other inputs (the contents of model "
+            have = "has" if changed == 1 else "have"
+            out.print(f"[dim]{changed} of these {have} a stored row made from other inputs (the contents of model "
                       "or data files, plugin code, versions or settings changed since): kept, and run again[/]")
         if not todo:
             return []
@@ -205,6 +216,10 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
         helpers = helpers_of(executor)
         if not executor.prepares_models:  # else it does, on the nodes its runs go to
             prepare_models(todo, out, helpers)
+            if unresolved(todo):  # e.g. a hub model's commit: known now that it is downloaded
+                runs, todo = pending_runs(suite, plugins, opts)
+                if not todo:
+                    return []
         tables.join()  # before the idle window, and before any run's timing
         if not executor.measures_idle:  # else it does, on each node its runs go to
             measure_idle_power(todo, out, helpers)
@@ -214,25 +229,22 @@ def run_suite(suite: Suite, plugins: PluginSet, opts: BenchOptions, out: Any) ->
 
                 ArtifactStore(store.path.parent / "artifacts").clean()
             for run in todo:
-                run.artifacts_dir = str(store.path.parent / "artifacts")
-        return _execute(todo, plugins, executor, store, opts, out)
+                run.placement.artifacts_dir = str(store.path.parent / "artifacts")
+        return _execute(todo, plugins, executor, store, opts, out, progress(out, len(todo), opts.jobs))
 
 
 def _execute(todo: list[RunSpec], plugins: PluginSet, executor: Any, store: ResultsStore, opts: BenchOptions,
-             out: Any) -> list[RunResult]:
-    from harness.display import ProgressLog
-
-    progress = ProgressLog(out, len(todo), opts.jobs)
+             out: Any, progress: Any) -> list[RunResult]:
     produced: list[RunResult] = []
 
     def on_start(spec: RunSpec) -> None:
-        progress.start(spec.label)
+        progress.start(spec.run_id, spec.label)
 
     def on_result(spec: RunSpec, result: RunResult) -> None:
         store.append(result)
         produced.append(result)
         note = result.first_error_line if result.status != "ok" else ""
-        progress.finish(spec.label, result.status, result.duration_s, note)
+        progress.finish(spec.run_id, spec.label, result.status, result.duration_s, note)
         for plugin, exc in plugins.call_each("harness_result", result=result.to_row(samples=False)):
             out.print(f"[yellow]plugin '{escape(plugin)}' failed in harness_result:[/] {escape(str(exc))}")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import EXIT_FAILED_RUNS, EXIT_RESULTS_LOST, EXIT_USAGE, UsageError
+from harness.plural import plural
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,12 +87,12 @@ def _bench(args: argparse.Namespace) -> int:
         display.dry_run(commands.bench_plan(plugins, suite, opts))
         return 0
     with _terminate_like_interrupt():
-        produced = commands.bench(plugins, suite, opts, display.console())
+        produced = commands.bench(plugins, suite, opts, display.console(), display.ProgressLog)
     directory = results_dir(suite, args.results)
     display.leaderboard(commands.leaderboard(directory))
     bad = [r for r in produced if r.status in ("failed", "timeout")]
     if bad:
-        display.console(stderr=True).print(f"[red]{len(bad)} run(s) failed[/]; errors are in "
+        display.console(stderr=True).print(f"[red]{plural(len(bad), 'run')} failed[/]; errors are in "
                                            f"{escape(str(directory))}/results.jsonl and worker output in "
                                            f"{escape(str(directory))}/logs/")
         return EXIT_FAILED_RUNS
@@ -133,14 +134,16 @@ def _validate(args: argparse.Namespace) -> int:
 def _plugins(args: argparse.Namespace) -> int:
     from harness import display
     from harness.plugins import load_plugins
+    from harness.requirements import plugin_problems
 
     plugins = load_plugins()
+    missing = plugin_problems(plugins)  # usable, but not all it provides: an extra is not installed
     if args.json:
         import dataclasses
 
-        _print_json([dataclasses.asdict(p) for p in plugins.plugins])
+        _print_json([dataclasses.asdict(p) | {"missing": missing.get(p.name, [])} for p in plugins.plugins])
     else:
-        display.console().print(display.plugins_table(plugins))
+        display.console().print(display.plugins_table(plugins, missing))
     return 1 if plugins.broken() else 0
 
 
@@ -192,7 +195,7 @@ def _clean(args: argparse.Namespace) -> int:
     from harness import commands, display
 
     for directory, removed in commands.clean(args.results_dir):
-        display.console().print(f"{directory}/artifacts: removed {removed} file(s)", markup=False)
+        display.console().print(f"{directory}/artifacts: removed {plural(removed, 'file')}", markup=False)
     return 0
 
 

@@ -76,13 +76,14 @@ def bench_plan(plugins: PluginSet, suite: Suite, opts: Any) -> Plan:
     return Plan(suite.path, suite, runs, todo)
 
 
-def bench(plugins: PluginSet, suite: Suite, opts: Any, out: Any) -> list[RunResult]:
-    """Run the suite's pending runs (progress goes to ``out``); return their results."""
+def bench(plugins: PluginSet, suite: Suite, opts: Any, out: Any, progress: Any) -> list[RunResult]:
+    """Run the suite's pending runs (progress goes to ``out``, through the log that
+    ``progress`` makes: :func:`harness.bench.run_suite`); return their results."""
     from harness.bench import run_suite
 
     if opts.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    return run_suite(suite, plugins, opts, out)
+    return run_suite(suite, plugins, opts, out, progress)
 
 
 def methods() -> list[MethodRow]:

@@ -132,6 +132,10 @@ class MeasureConfig:
     # torch.compile mode applied to every run's model before timing ("none": eager); a
     # list runs each mode side by side. Left out of run ids when "none" (see plan.py).
     compile: str | list[str] = "none"
+    # Where the compressed model runs for its evaluation and timing: "torch" (with the
+    # compile modes above), or a runtime plugin ("onnxruntime", "openvino", ...); a list
+    # runs each side by side, each with its own baseline. Left out of run ids when "torch".
+    runtime: str | list[str] = "torch"
     # "per-call": each sample is one synchronous call; "back-to-back": each sample is a
     # block of calls synchronized at its ends (launch-bound models on a GPU).
     timing: str = "per-call"
@@ -153,6 +157,11 @@ class MeasureConfig:
     def compile_modes(self) -> list[str]:
         """The compile modes to run, in suite order (one for a plain string)."""
         return [self.compile] if isinstance(self.compile, str) else list(self.compile)
+
+    @property
+    def runtimes(self) -> list[str]:
+        """The runtimes to run, in suite order (one for a plain string)."""
+        return [self.runtime] if isinstance(self.runtime, str) else list(self.runtime)
 
     def __post_init__(self) -> None:
         numbers = [self.warmup_s, self.min_time_s, self.max_time_s, self.ci_target, self.price_per_hour]
@@ -188,6 +197,10 @@ class MeasureConfig:
         if unknown or not modes or len(set(modes)) < len(modes):
             raise ValueError(f"compile {self.compile!r} must be one of {', '.join(map(repr, COMPILE_MODES))}, "
                              "or a list of distinct ones such as [\"none\", \"default\"]")
+        if not self.runtimes or len(set(self.runtimes)) < len(self.runtimes) or \
+                not all(isinstance(r, str) and r for r in self.runtimes):
+            raise ValueError(f"runtime {self.runtime!r} must be a runtime's name (see `harness plugins`), or a list "
+                             "of distinct ones such as [\"torch\", \"onnxruntime\"]")
         if not 0 <= self.idle_reuse_s <= MAX_IDLE_REUSE_S:  # nan fails too
             raise ValueError(f"idle_reuse_s {self.idle_reuse_s} must be in 0..{MAX_IDLE_REUSE_S:.0f} (seconds; 0 measures "
                              "idle power for every bench)")

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import EXIT_USAGE
+from harness.plural import plural
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red"}
 
@@ -70,7 +71,8 @@ def leaderboard_table(frame: Any, title: str, width: int | None = None,
     index = [columns.index(c) for c in shown]
     previous = None
     for record, cells in zip(frame.to_dict("records"), rows):
-        group = (record["suite"], record["model"], record["task"], record.get("compile"))  # eager apart from compiled
+        # each runtime and compile mode apart
+        group = (record["suite"], record["model"], record["task"], record.get("runtime"), record.get("compile"))
         if previous is not None and group != previous:
             table.add_section()
         previous = group
@@ -82,7 +84,7 @@ def leaderboard_table(frame: Any, title: str, width: int | None = None,
     notes = []
     dropped = [c.short for c in columns if c not in shown]
     if dropped:
-        notes.append(f"(… {len(dropped)} more columns: {', '.join(dropped)}; --wide shows all, --columns picks)")
+        notes.append(f"(… {plural(len(dropped), 'more column')}: {', '.join(dropped)}; --wide shows all, --columns picks)")
     keys = "empty = not measured"
     if "holds" in frame.columns and frame["holds"].notna().any():
         keys += ("; holds = paired verdict on the task's primary metric at the gate (yes / no / inconclusive: "
@@ -103,11 +105,13 @@ def leaderboard_table(frame: Any, title: str, width: int | None = None,
 
 
 class ProgressLog:
-    """One line per run start and end: run i of N, what runs, elapsed, time left."""
+    """One line per run start and end: run i of N (i in the order runs started, kept to its
+    end), what runs, elapsed, time left."""
 
     def __init__(self, out: Console, total: int, jobs: int):
         self.out, self.total, self.jobs = out, total, max(1, jobs)
         self.started = self.done = 0
+        self.numbers: dict[str, int] = {}  # run id -> its number
         self.t0 = time.monotonic()
         self.durations: list[float] = []
 
@@ -116,12 +120,14 @@ class ProgressLog:
         seconds = int(round(seconds))
         return f"{seconds // 60}:{seconds % 60:02d}"
 
-    def start(self, label: str) -> None:
+    def start(self, run_id: str, label: str) -> None:
         self.started += 1
+        self.numbers[run_id] = self.started
         self.out.print(f"[dim]\\[{self.started}/{self.total}][/] {escape(label)} …")
 
-    def finish(self, label: str, status: str, duration: float, note: str = "") -> None:
+    def finish(self, run_id: str, label: str, status: str, duration: float, note: str = "") -> None:
         self.done += 1
+        number = self.numbers.pop(run_id, self.done)
         self.durations.append(duration)
         elapsed = time.monotonic() - self.t0
         left = ""
@@ -130,8 +136,9 @@ class ProgressLog:
             left = f", ~{self._clock(mean * (self.total - self.done) / self.jobs)} left"
         style = STATUS_STYLE.get(status, "white")
         extra = f" — {escape(note)}" if note else ""
-        self.out.print(f"[dim]\\[{self.done}/{self.total}][/] {escape(label)} [{style}]{escape(status)}[/] in {duration:.1f}s"
-                       f"{extra} [dim](elapsed {self._clock(elapsed)}{left})[/]")
+        done = f"{self.done} done, " if self.jobs > 1 else ""  # runs end out of their numbers' order
+        self.out.print(f"[dim]\\[{number}/{self.total}][/] {escape(label)} [{style}]{escape(status)}[/] in {duration:.1f}s"
+                       f"{extra} [dim]({done}elapsed {self._clock(elapsed)}{left})[/]")
 
 
 def error(message: str, code: int = EXIT_USAGE) -> int:
@@ -142,7 +149,7 @@ def error(message: str, code: int = EXIT_USAGE) -> int:
 
 def suite_problems(path: Any, problems: list[str]) -> int:
     err = console(stderr=True)
-    err.print(f"[red]error:[/] {len(problems)} problem(s) in {escape(str(path))}; nothing was run:")
+    err.print(f"[red]error:[/] {plural(len(problems), 'problem')} in {escape(str(path))}; nothing was run:")
     for problem in problems:
         err.print(f"  {path}: {problem}", markup=False)
     return EXIT_USAGE
@@ -156,8 +163,9 @@ def suite_warnings(path: Any, warnings: list[str]) -> None:
 def plan(p: Any) -> None:
     """``harness validate``: the expanded plan, one line per run."""
     suite, out = p.suite, console()
-    out.print(f"{p.path}: valid. suite '{suite.config.name}': {len(suite.models)} model(s) × "
-              f"{len(suite.methods) + 1} method(s) incl. baseline × {len(suite.tasks)} task(s) → {len(p.runs)} runs",
+    out.print(f"{p.path}: valid. suite '{suite.config.name}': {plural(len(suite.models), 'model')} × "
+              f"{plural(len(suite.methods) + 1, 'method')} incl. baseline × {plural(len(suite.tasks), 'task')} → "
+              f"{plural(len(p.runs), 'run')}",
               markup=False)
     for i, run in enumerate(p.runs, 1):
         chain = " → ".join(_step(step.to_dict()) for step in run.steps)
@@ -172,7 +180,7 @@ def _step(step: dict[str, Any]) -> str:
 
 def dry_run(p: Any) -> None:
     out = console()
-    out.print(f"dry run: {len(p.runs)} runs selected, {len(p.todo)} would run:")
+    out.print(f"dry run: {plural(len(p.runs), 'run')} selected, {len(p.todo)} would run:")
     for run in p.todo:
         out.print(f"  {run.run_id}  {run.label}", markup=False)
 
@@ -214,13 +222,16 @@ def written(paths: list[Any], stderr: bool = False) -> None:
         console(stderr).print(f"wrote {path}", markup=False)
 
 
-def plugins_table(plugins: Any) -> Table:
+def plugins_table(plugins: Any, missing: dict[str, list[str]] | None = None) -> Table:
+    """Every plugin; under its status its errors, and what it lacks (``missing``: per
+    plugin, :func:`harness.requirements.plugin_problems`)."""
     table = Table(title="harness plugins", header_style="bold")
     for column in ("plugin", "distribution", "version", "status", "hooks", "provides"):
         table.add_column(column, overflow="fold")
     for p in plugins.plugins:
         style = {"ok": "green", "broken": "red", "disabled": "yellow"}[p.status]
-        status = f"[{style}]{p.status}[/]" + "".join(f"\n[red]{escape(e)}[/]" for e in p.errors)
+        status = f"[{style}]{p.status}[/]" + "".join(f"\n[red]{escape(e)}[/]" for e in p.errors) \
+            + "".join(f"\n[yellow]{escape(m)}[/]" for m in (missing or {}).get(p.name, []))
         hooks = ", ".join(h.removeprefix("harness_") for h in p.hooks)
         table.add_row(escape(p.name), escape(p.dist), escape(p.version), status, hooks, escape(", ".join(p.provides)))
     return table

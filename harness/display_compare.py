@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.display import _blank, _width, console, written
+from harness.plural import plural
 
 # (compared figure, terminal header), in the order they give way on a narrow terminal
 COMPARED_SHORT = [("accuracy", "acc"), ("latency_ms_p50", "p50 ms"), ("throughput_sps", "samples/s"),
@@ -52,7 +53,7 @@ def comparison(c: Any) -> None:
     out.print(table)
     dropped = [headers[i] for i in range(len(keys), len(headers)) if i not in shown and any(r[i] for r in cells)]
     if dropped:
-        out.print(f"  (… {len(dropped)} more columns: {', '.join(dropped)}; the CSV has them all)", markup=False)
+        out.print(f"  (… {plural(len(dropped), 'more column')}: {', '.join(dropped)}; the CSV has them all)", markup=False)
     out.print(f"  (lo–hi): the ratio's 95% interval; † significant: the intervals do not overlap, the change "
               f"exceeds the floor (timings {TIMING_MARGIN:.0%}, energy {ENERGY_MARGIN:.0%}, accuracy and size any "
               "change) and, for timings and energy, what between-run variation explains; ? inconclusive: "
@@ -65,7 +66,7 @@ def comparison(c: Any) -> None:
     busy = sum(1 for r in records for f in ("latency_ms_p50", "throughput_sps")
                if str(r.get(f"{f}_why") or "").startswith("inconclusive"))
     if busy:
-        out.print(f"  {busy} timing comparison(s) inconclusive: see the CSV's *_why columns; rerun on a quiet machine",
+        out.print(f"  {plural(busy, 'timing comparison')} inconclusive: see the CSV's *_why columns; rerun on a quiet machine",
                   markup=False)
     if c.env_diffs:
         out.print("environment differences (A → B):", markup=False)
@@ -74,6 +75,6 @@ def comparison(c: Any) -> None:
     else:
         out.print("environment: the same torch, harness, GPU, driver, CPU and threads on both sides", markup=False)
     if c.unmatched:
-        out.print(f"{len(c.unmatched)} run(s) only in one of the two: " + ", ".join("/".join(k) for k in c.unmatched[:10]),
+        out.print(f"{plural(len(c.unmatched), 'run')} only in one of the two: " + ", ".join("/".join(k) for k in c.unmatched[:10]),
                   markup=False)
     written(c.written)

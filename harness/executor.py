@@ -4,8 +4,9 @@ process (:mod:`harness.supervise`), forked from one fork server per suite where 
 Scheduling: with ``device = "cuda"`` each run at a time owns one GPU: its worker sees that
 GPU alone (``CUDA_VISIBLE_DEVICES``), so ``cuda`` in the run is that GPU, and at most as
 many runs go at once as there are GPUs (``--jobs`` beyond that queue; :mod:`harness.gpus`).
-CPU threads are split evenly between the runs at a time. Only the caller's ``on_result``
-stores results.
+CPU threads are split evenly between the runs at a time; the machine's RAM power, between
+the runs that ran during each energy window (:mod:`harness.measure.concurrency`). Only the
+caller's ``on_result`` stores results.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 from harness.api import Executor
 from harness.gpus import GpuPool, placement
 from harness.machine import usable_cores
+from harness.measure.concurrency import RUNNING_FILE_VAR, RunningLog
+from harness.process import run_dir, runs_root
 from harness.result import RunResult
 from harness.spec import RunSpec
 from harness.supervise import INTERRUPTED
@@ -47,17 +51,24 @@ class LocalExecutor(Executor):
             print(f"note: {note}", file=sys.stderr, flush=True)
         gpus, at_once = GpuPool(slots), len(slots)
         threads = max(1, usable_cores() // at_once) if at_once > 1 else 0
-        concurrent = max(1, min(at_once, len(runs)))  # runs sharing this machine's RAM
+        concurrent = max(1, min(at_once, len(runs)))  # runs that may share this machine's RAM at once
         lock = threading.Lock()
+        scratch = ExitStack()  # the running log's folder, removed at the end
+        running = RunningLog(scratch.enter_context(run_dir(runs_root())) / "running")  # read by each run's energy
+        env = {RUNNING_FILE_VAR: str(running.path)}
 
         def one(spec: RunSpec) -> None:
             if self.stop.is_set():
                 return
-            spec.threads, spec.concurrent = threads, concurrent
+            spec.placement.threads, spec.placement.concurrent = threads, concurrent
             with lock:
                 on_start(spec)
-            with gpus.take() as gpu:
-                result = self.workers.run(spec, log_dir / f"{spec.run_id}.log", self.stop, gpu)
+            running.change(+1)
+            try:
+                with gpus.take() as gpu:
+                    result = self.workers.run(spec, log_dir / f"{spec.run_id}.log", self.stop, gpu, env)
+            finally:
+                running.change(-1)
             if self.stop.is_set() and result.error == INTERRUPTED:
                 return  # not a result: it will run next time
             with lock:
@@ -81,3 +92,4 @@ class LocalExecutor(Executor):
                     raise
         finally:
             self.workers.close()
+            scratch.close()

@@ -70,15 +70,15 @@ class _Cache:
             pass  # a cache: the next bench hashes again
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from _strings(item)
+            yield from strings(item)
 
 
 def _tree_hash(folder: Path, cache: _Cache) -> str:
@@ -102,7 +102,7 @@ def files_read(spec: dict[str, Any], suite_dir: Path, skip: tuple[str, ...] = ("
     for key, value in spec.items():
         if key in skip:
             continue
-        for text in _strings(value):
+        for text in strings(value):
             if not text or len(text) > 4096 or "\n" in text:
                 continue
             path = Path(text).expanduser()

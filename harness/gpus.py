@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
+from harness.plural import plural
+
 
 class GpusUnknown(Exception):
     """The GPUs cannot be listed here; the message says why."""
@@ -96,7 +98,7 @@ def placement(device: str, jobs: int) -> tuple[list[str | None], str]:
         return [None] * jobs, f"cannot list the GPUs ({exc}): every run uses the default GPU"
     if not gpus:
         return [None] * jobs, "no GPU is visible (CUDA_VISIBLE_DEVICES lists none): CUDA runs will fail"
-    note = f"--jobs {jobs} but {len(gpus)} GPU(s): {len(gpus)} run(s) at a time, one per GPU" \
+    note = f"--jobs {jobs} but {plural(len(gpus), 'GPU')}: {plural(len(gpus), 'run')} at a time, one per GPU" \
         if jobs > len(gpus) else ""
     return gpus[:jobs], note
 

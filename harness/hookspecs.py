@@ -52,6 +52,15 @@ def harness_register_tasks(register: Register) -> None:
 
 
 @hookspec
+def harness_register_runtimes(register: Register) -> None:
+    """Register runtimes that run the compressed model (``torch``, ``onnxruntime``, ...).
+
+    :param register: call with a :class:`harness.api.Runtime` subclass (or lazily, as for
+        executors).
+    """
+
+
+@hookspec
 def harness_register_executors(register: Register) -> None:
     """Register executors that run a plan's runs (``harness bench --executor NAME``).
 

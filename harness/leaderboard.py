@@ -1,8 +1,9 @@
 """Results rows → one comparable table (pandas), with deltas against the baseline.
 
-Each run is compared with the baseline of its own (suite, model, task) and torch.compile
-mode: a compiled int8 run with the compiled baseline, an eager one with the eager baseline
-(and its speed with the eager baseline's too: ``speedup_vs_eager``). Quality is judged on
+Each run is compared with the baseline of its own (suite, model, task), runtime and
+torch.compile mode: a compiled int8 run with the compiled baseline, an ONNX Runtime one
+with ONNX Runtime's baseline, an eager one with the eager baseline; compiled and other
+runtimes' rows also get their speed against the torch eager baseline (``speedup_vs_eager``). Quality is judged on
 the task's primary metric, in its own direction, by a paired verdict (:mod:`harness.verdict`).
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from harness.config import COMPILE_MODES
 from harness.result import RunResult
-from harness.suite.methods import BASELINE, compiled_name
+from harness.spec import BASELINE, variant_name
 
 COLUMNS = [
     "model", "task", "method", "status", "accuracy", "accuracy_stderr", "accuracy_ratio",
@@ -20,7 +21,7 @@ COLUMNS = [
     "params", "sparsity", "peak_mem_mb", "energy_j_per_1k", "dynamic_energy_j_per_1k", "co2_g_per_1k",
     "cost_usd_per_1m", "compress_s", "compile", "compile_s", "timing_mode", "holds", "ttft_ms",
     "decode_tokens_per_s", "quality_metric", "quality", "retained", "retained_lo", "retained_hi", "p_value",
-    "samples_needed", "verdict", "speedup_vs_eager",
+    "samples_needed", "verdict", "speedup_vs_eager", "runtime", "runtime_prepare_s", "load_s", "first_call_ms",
 ]
 # Figures copied from a row's metrics as they are (absent stays empty, never 0).
 METRIC_COLUMNS = [
@@ -30,9 +31,13 @@ METRIC_COLUMNS = [
     "cost_usd_per_1m", "compress_s", "compile_s", "ttft_ms", "decode_tokens_per_s",
     "perplexity", "bits_per_byte", "top1_agreement", "kl_div_mean", "macro_f1", "cosine_mean", "max_abs_diff",
     "compress_energy_j", "sustained_throughput_sps", "embedding_sparsity", "untrained_weights",
+    "runtime_prepare_s", "export_s", "load_s", "first_call_ms",
+    "flops", "bytes_moved", "gflop_per_s", "gb_per_s", "arithmetic_intensity", "peak_gflop_per_s", "peak_gb_per_s",
+    "roofline_share",
 ]
+TEXT_METRIC_COLUMNS = ["bound", "kernels"]  # figures that are words: copied as they are, never made numbers
 # After COLUMNS in the frame: the other figures, then bookkeeping.
-EXTRA_COLUMNS = [c for c in METRIC_COLUMNS if c not in COLUMNS] + [
+EXTRA_COLUMNS = [c for c in METRIC_COLUMNS if c not in COLUMNS] + TEXT_METRIC_COLUMNS + [
     "break_even_inferences", "rank", "accuracy_delta", "estimated", "timing_caveat", "error",
     "run_id", "suite", "device", "environment",
 ]
@@ -143,10 +148,11 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
             "device": result.device, "estimated": ",".join(estimated),
             "timing_caveat": _timing_caveat(result), "error": result.first_error_line,
             "gate": result.accuracy_gate, "compile": _measure(result, "compile", "none"),
+            "runtime": _measure(result, "runtime", "torch"),
             "timing_mode": _measure(result, "timing", "per-call"),
             "environment": environment_key(result),
         }
-        for key in METRIC_COLUMNS:
+        for key in METRIC_COLUMNS + TEXT_METRIC_COLUMNS:
             value = result.metrics.get(key)
             if hide_estimated and key in estimated:
                 value = None
@@ -154,15 +160,16 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=list(dict.fromkeys(
         ["suite", "model", "task", "method", "status", "run_id", "device", "estimated", "timing_caveat", "error",
-         "gate", "compile", "timing_mode", "environment"] + METRIC_COLUMNS)))
+         "gate", "runtime", "compile", "timing_mode", "environment"] + METRIC_COLUMNS + TEXT_METRIC_COLUMNS)))
     for key in METRIC_COLUMNS:
         frame[key] = pd.to_numeric(frame[key], errors="coerce")
 
-    is_base = [m in (BASELINE, compiled_name(BASELINE, c)) for m, c in zip(frame["method"], frame["compile"])]
+    group = ["suite", "model", "task", "runtime", "compile"]  # each runtime and compile mode has its baseline
+    is_base = [m == variant_name(BASELINE, r, c, True) or m == BASELINE
+               for m, r, c in zip(frame["method"], frame["runtime"], frame["compile"])]
     base = frame[pd.Series(is_base, index=frame.index, dtype=bool) & (frame["status"] == "ok")]
-    base = base.drop_duplicates(["suite", "model", "task", "compile"], keep="last")
-    base = base.set_index(["suite", "model", "task", "compile"])
-    keys = list(zip(frame["suite"], frame["model"], frame["task"], frame["compile"]))
+    base = base.drop_duplicates(group, keep="last").set_index(group)
+    keys = list(zip(*(frame[c] for c in group)))
 
     def from_base(column: str):
         return pd.Series([base[column].get(k) if k in base.index else None for k in keys],
@@ -171,11 +178,14 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
     frame["accuracy_ratio"] = frame["accuracy"] / from_base("accuracy")
     by_id = {r.run_id: r for r in rows}
     base_ids = [base["run_id"].get(k) if k in base.index else None for k in keys]
+    eager_keys = [(s, m, t, "torch", "none") for s, m, t, _, _ in keys]  # the torch eager baseline
+    # a runtime's (or compile mode's) own baseline is judged against torch eager: did the export keep quality?
+    base_ids = [base["run_id"].get(e) if b and e != k and e in base.index else i
+                for b, k, e, i in zip(is_base, keys, eager_keys, base_ids)]
     _quality_verdicts(frame, by_id, base_ids)
-    eager = pd.Series([base["throughput_sps"].get((s, m, t, "none")) for s, m, t, _ in keys],
-                      index=frame.index, dtype="float64")
+    eager = pd.Series([base["throughput_sps"].get(k) for k in eager_keys], index=frame.index, dtype="float64")
     frame["speedup_vs_eager"] = frame["throughput_sps"] / eager
-    frame.loc[frame["compile"] == "none", "speedup_vs_eager"] = None
+    frame.loc[(frame["compile"] == "none") & (frame["runtime"] == "torch"), "speedup_vs_eager"] = None
     frame["accuracy_delta"] = frame["accuracy"] - from_base("accuracy")
     frame["speedup"] = frame["throughput_sps"] / from_base("throughput_sps")
     # a speed ratio holds only within one environment: never against another machine's baseline
@@ -185,7 +195,7 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
 
     elsewhere = apart([base["environment"].get(k) if k in base.index else None for k in keys])
     frame.loc[elsewhere, "speedup"] = None
-    frame.loc[apart([base["environment"].get((s, m, t, "none")) for s, m, t, _ in keys]), "speedup_vs_eager"] = None
+    frame.loc[apart([base["environment"].get(k) for k in eager_keys]), "speedup_vs_eager"] = None
     frame.loc[elsewhere, "verdict"] = [(v + "; " if v else "") + "the baseline ran in another environment "
                                        "(host, torch, device or GPU): no speed ratio" for v in frame.loc[elsewhere, "verdict"]]
     frame["size_ratio"] = from_base("size_mb") / frame["size_mb"]
@@ -198,14 +208,17 @@ def build_frame(results: list[RunResult], hide_estimated: bool = False):
     ok = frame["status"] == "ok"
     frame["_ok"] = ok
     frame["_mode"] = frame["compile"].map({m: i for i, m in enumerate(COMPILE_MODES)}).fillna(len(COMPILE_MODES))
+    runtimes = list(dict.fromkeys(["torch"] + list(frame["runtime"])))
+    frame["_runtime"] = frame["runtime"].map({r: i for i, r in enumerate(runtimes)})
     # holds first, then inconclusive, then what has no verdict, then what does not hold
     frame["_holds"] = frame["holds"].map(HOLDS_ORDER).fillna(2)
     frame = frame.sort_values(
-        ["suite", "model", "task", "_mode", "_ok", "_holds", "speedup", "size_ratio"],
-        ascending=[True, True, True, True, False, True, False, False], na_position="last", kind="stable")
-    frame["rank"] = frame.groupby(["suite", "model", "task", "compile"]).cumcount() + 1
+        ["suite", "model", "task", "_runtime", "_mode", "_ok", "_holds", "speedup", "size_ratio"],
+        ascending=[True, True, True, True, True, False, True, False, False], na_position="last", kind="stable")
+    frame["rank"] = frame.groupby(group).cumcount() + 1
     frame.loc[~frame["_ok"], "rank"] = None
     _only_if_used(frame, "compile", "none")
+    _only_if_used(frame, "runtime", "torch")
     _only_if_used(frame, "timing_mode", "per-call")
-    frame = frame.drop(columns=["_ok", "_holds", "_mode", "gate"])
+    frame = frame.drop(columns=["_ok", "_holds", "_mode", "_runtime", "gate"])
     return frame[COLUMNS + EXTRA_COLUMNS].reset_index(drop=True)

@@ -55,6 +55,7 @@ KINDS: dict[str, tuple[str, type, Callable[[type], str | None] | None]] = {
     "method": ("harness_register_methods", api.Method, _method_check),
     "source": ("harness_register_models", api.ModelSource, _schema_check("Options")),
     "task": ("harness_register_tasks", api.TaskKind, _schema_check("Config")),
+    "runtime": ("harness_register_runtimes", api.Runtime, None),
     "executor": ("harness_register_executors", api.Executor, None),
     "reporter": ("harness_register_reporters", api.Reporter, None),
 }

@@ -7,6 +7,8 @@
   children (daemons that ``setsid`` and fork away) and ends them all before it exits.
 - :class:`ProcessTree`: the executor's record of a worker's descendants, to end those that
   left its process group when the worker itself died too hard to clean up.
+- :func:`exclusive`: one process at a time builds what a path names (a cached model, the
+  machine's peaks); the others wait, then find it built.
 - :func:`run_dir`: a run's temp dir (spec.json, result.json) under a per-user parent,
   named with the driver's pid and locked while in use; the next run removes those whose
   driver is gone (killed with -9).
@@ -262,3 +264,22 @@ def run_dir(root: Path) -> Iterator[Path]:
     finally:
         shutil.rmtree(path, ignore_errors=True)
         lock.close()
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` (an advisory ``flock``) while building what ``path`` names, so
+    parallel runs, benches or test workers build it once: whoever waited re-checks whether
+    it exists. Where no lock can be had (no fcntl, a read-only cache), none is held: at
+    worst two build the same thing, each writing it atomically."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".lock"), "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

@@ -81,9 +81,47 @@ class MethodSpec:
     steps: list[StepSpec]
 
 
+BASELINE = "baseline"  # a reserved method name: the plan adds it for every (model, task)
+
+
+def compiled_name(name: str, mode: str) -> str:
+    """The name of method ``name``'s run under torch.compile ``mode`` when a suite runs
+    several modes side by side (``[measure] compile = ["none", "default"]``): eager runs
+    keep their names, compiled ones say how they were compiled."""
+    if mode == "none":
+        return name
+    return f"{name}+compile" if mode == "default" else f"{name}+compile-{mode}"
+
+
+def variant_name(name: str, runtime: str, mode: str, several: bool) -> str:
+    """A method's run name in one variant: as it is when the suite runs one variant;
+    else ``int8+compile`` for a torch.compile mode and ``int8@onnxruntime`` for a runtime."""
+    if not several:
+        return name
+    return compiled_name(name, mode) if runtime == "torch" else f"{name}@{runtime}"
+
+
 @dataclass
+class Placement:
+    """Where and how one run runs, decided by the executor where it runs — never part of
+    the run's identity: intra-op ``threads`` when runs share the CPU, ``concurrent`` runs
+    sharing the machine (the RAM's power is split among them), the machine's ``idle``
+    power (``IdlePower`` as a dict; measured by the driver or each Ray node), and
+    ``artifacts_dir``: where compressed models are kept for reuse on that machine (None:
+    compress every run)."""
+
+    threads: int = 0
+    concurrent: int = 1
+    idle: dict[str, Any] | None = None
+    artifacts_dir: str | None = None
+
+
+@dataclass(frozen=True)
 class RunSpec:
-    """Everything a worker needs for one run: model × method × task, typed."""
+    """Everything a worker needs for one run: model × method × task, typed. Immutable:
+    what the run *is* (its identity, hashed into ``run_id`` by the plan); where and how it
+    runs is its :class:`Placement`, which the executor fills (copy a spec with
+    ``dataclasses.replace(spec, ..., placement=Placement())``: a placement is one run's)."""
 
     run_id: str
     suite: str
@@ -99,11 +137,8 @@ class RunSpec:
     versions: dict[str, Any]
     accuracy_gate: float = 0.99  # for leaderboards; not part of the run's identity
     suite_models: dict[str, ModelSpec] = field(default_factory=dict)  # for ctx.load_model
-    threads: int = 0  # set by the executor when runs share the CPU
-    concurrent: int = 1  # runs sharing this machine at once (set by the executor): RAM energy is split
-    idle: dict[str, Any] | None = None  # the machine's idle power (IdlePower), measured by the driver
-    artifacts_dir: str | None = None  # where compressed models are kept for reuse (None: compress every run)
     gpus_per_run: float = 0.0  # GPUs a cluster executor reserves per run ([suite] gpus_per_run); not identity
+    placement: Placement = field(default_factory=lambda: Placement())  # filled where the run runs
 
     @property
     def label(self) -> str:
@@ -117,8 +152,7 @@ class RunSpec:
             "seed": self.seed, "device": self.device, "timeout_s": self.timeout_s,
             "versions": self.versions, "accuracy_gate": self.accuracy_gate,
             "suite_models": {name: m.to_dict() for name, m in self.suite_models.items()},
-            "threads": self.threads, "concurrent": self.concurrent, "idle": self.idle,
-            "artifacts_dir": self.artifacts_dir, "gpus_per_run": self.gpus_per_run,
+            "gpus_per_run": self.gpus_per_run, "placement": dataclasses.asdict(self.placement),
         }
 
     @classmethod
@@ -133,6 +167,5 @@ class RunSpec:
             timeout_s=data["timeout_s"], versions=data["versions"],
             accuracy_gate=data.get("accuracy_gate", 0.99),
             suite_models={n: ModelSpec.from_dict(m, schema_of) for n, m in data.get("suite_models", {}).items()},
-            threads=data.get("threads", 0), concurrent=data.get("concurrent", 1), idle=data.get("idle"),
-            artifacts_dir=data.get("artifacts_dir"), gpus_per_run=data.get("gpus_per_run", 0.0),
+            gpus_per_run=data.get("gpus_per_run", 0.0), placement=Placement(**data.get("placement", {})),
         )

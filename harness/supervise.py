@@ -228,7 +228,7 @@ def start_child(module: str, args: list[str], tmp: Path, env: dict[str, str], se
 def _start(spec: RunSpec, tmp: Path, env: dict[str, str], server: ForkServer | None, reason: str) -> Worker:
     """The run's worker, forked from ``server`` where it can, else a fresh interpreter."""
     args = [str(tmp / "spec.json"), str(tmp / "result.json")]
-    return start_child("harness.worker", args, tmp, env, server, why_cold(spec, server, reason), spec.threads,
+    return start_child("harness.worker", args, tmp, env, server, why_cold(spec, server, reason), spec.placement.threads,
                        cold_module="harness.warm.cold")  # loads what the server has loaded first
 
 
@@ -236,19 +236,21 @@ INTERRUPTED = "interrupted by the user"
 
 
 def run_in_subprocess(spec: RunSpec, log_path: Path, stop: threading.Event | None = None,
-                      server: ForkServer | None = None, cold_reason: str = "", gpu: str | None = None) -> RunResult:
+                      server: ForkServer | None = None, cold_reason: str = "", gpu: str | None = None,
+                      env: dict[str, str] | None = None) -> RunResult:
     """Run ``spec`` in a worker process (forked from ``server`` where it can, else a fresh
     Python, which ``cold_reason`` explains) that sees only ``gpu`` (a ``CUDA_VISIBLE_DEVICES``
-    entry; None: the GPUs this process sees); always return its result."""
+    entry; None: the GPUs this process sees) and ``env`` besides this process's environment;
+    always return its result."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     with run_dir(runs_root()) as tmp:
         result_path = tmp / "result.json"
         (tmp / "spec.json").write_text(json.dumps(spec.to_dict()))
-        env = dict(os.environ)
-        if spec.threads:
-            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(spec.threads)
+        env = dict(os.environ) | (env or {})
+        if spec.placement.threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(spec.placement.threads)
         if gpu is not None:  # read by CUDA at its initialisation, which only the worker does
             env["CUDA_VISIBLE_DEVICES"] = gpu
         if server is not None:  # its start-up is the suite's, not this run's: the timeout starts after

@@ -2,7 +2,7 @@
 
 Started by the executor as ``python -m harness.worker SPEC.json RESULT.json`` so that
 each run has its own memory, threads and fate: whatever happens here, the driver
-stores a result. One run reads as its phases: load → compress → evaluate → measure.
+stores a result. One run reads as its phases: load → compress → runtime → evaluate → measure.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from harness.defaults import Baseline
 from harness.plugins import PluginSet, load_plugins
 from harness.process import become_subreaper, end_descendants
 from harness.result import RunResult
+from harness.runtime_phase import through_runtime
 from harness.spec import ModelSpec, RunSpec
 
 
@@ -62,9 +63,11 @@ def compress(model: Any, spec: RunSpec, plugins: PluginSet, ctx: RunContext,
     from harness.artifacts import ArtifactStore, artifact_key
 
     methods = [(plugins.lookup("method", step.use)(), step) for step in spec.steps]
-    trivial = all(step.use == Baseline.name for step in spec.steps)
-    store = ArtifactStore(Path(spec.artifacts_dir)) if spec.artifacts_dir and not trivial else None
-    key = artifact_key(spec, [m for m, _ in methods], plugins.get("task", spec.task.kind).plugin.name) if store else ""
+    methods = [(m, step) for m, step in methods if not m.runtime]  # the runtime's own come later
+    trivial = all(step.use == Baseline.name for _, step in methods)
+    store = ArtifactStore(Path(spec.placement.artifacts_dir)) if spec.placement.artifacts_dir and not trivial else None
+    key = artifact_key(spec, [m for m, _ in methods], plugins.get("task", spec.task.kind).plugin.name,
+                       [s for _, s in methods]) if store else ""
     found = store.load(key, spec.device) if store else None
     if found is not None:
         for method, step in methods:  # what the method refuses, it refuses reused too
@@ -124,22 +127,25 @@ def execute(spec: RunSpec, plugins: PluginSet,
     import torch
 
     from harness.measure.energy import energy_context
+    from harness.measure.kernels import claimed_kernels
     from harness.measure.session import MeasurementSession
 
-    threads = spec.measure.threads or spec.threads
+    threads = spec.measure.threads or spec.placement.threads
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(spec.seed)
-    energy = energy_context(spec.concurrent, spec.idle)
+    energy = energy_context(spec.placement.concurrent, spec.placement.idle)
     with MeasurementSession(spec.device, spec.measure, energy) as session:
         model, task, ctx = load(spec, plugins, work_dir)
         loaded = getattr(model, "harness_load_info", None)  # what the source says it loaded
         if loaded:
             session.figures.measured("model_load", loaded, f"reported by the '{spec.model.source}' source")
         model, steps = compress(model, spec, plugins, ctx, session)
+        model, runtime_steps = through_runtime(model, spec, plugins, ctx, session)  # phase 3: the runtime
+        steps += runtime_steps
         untrained_weights(loaded, spec, plugins, session.figures)
-        samples = evaluate(model, task, spec, plugins, session)  # phase 3
-        session.measure(model, task, shared_timing(spec, plugins))  # phase 4: measure
+        samples = evaluate(model, task, spec, plugins, session)  # phase 4
+        session.measure(model, task, shared_timing(spec, plugins), claimed=claimed_kernels(steps))  # phase 5
     return session.figures, steps, samples
 
 
@@ -149,11 +155,13 @@ def shared_timing(spec: RunSpec, plugins: PluginSet) -> Any:
     from harness.artifacts import artifact_key
     from harness.measure.shared_timing import SharedTiming
 
-    if not spec.artifacts_dir:
+    if not spec.placement.artifacts_dir:
         return None
     methods = [plugins.lookup("method", step.use) for step in spec.steps]
     key = artifact_key(spec, methods, plugins.get("task", spec.task.kind).plugin.name)
-    return SharedTiming(Path(spec.artifacts_dir) / "timings", key, spec.run_id, spec.task.name)
+    if spec.measure.runtime != "torch":
+        key = f"{key}-{spec.measure.runtime}"
+    return SharedTiming(Path(spec.placement.artifacts_dir) / "timings", key, spec.run_id, spec.task.name)
 
 
 def evaluate(model: Any, task: PreparedTask, spec: RunSpec, plugins: PluginSet, session: Any) -> dict | None:

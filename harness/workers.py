@@ -7,13 +7,16 @@ each child in its own session, ended with its whole process tree, its output cap
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UsageError
 from harness.process import run_dir, runs_root
 from harness.result import RunResult
 from harness.spec import RunSpec
@@ -21,6 +24,22 @@ from harness.supervise import run_in_subprocess, start_child, supervise
 from harness.warm.client import ForkServer, warm_unavailable
 
 TAIL = 20  # lines of a helper child's output kept for its error message
+PREPARE_TIMEOUT_S = 3600.0  # a model's one-time preparation (a download, a training); $HARNESS_PREPARE_TIMEOUT_S
+
+
+def prepare_timeout_s() -> float:
+    """How long a model's preparation may take: ``$HARNESS_PREPARE_TIMEOUT_S`` seconds,
+    else :data:`PREPARE_TIMEOUT_S` (long enough to download a large model; a hung download
+    must still end)."""
+    raw = os.environ.get("HARNESS_PREPARE_TIMEOUT_S", "").strip()
+    try:
+        value = float(raw) if raw else PREPARE_TIMEOUT_S
+    except ValueError:
+        value = float("nan")
+    if not value > 0:  # nan too
+        raise UsageError(f"HARNESS_PREPARE_TIMEOUT_S={raw!r} is not a positive number of seconds; "
+                         f"set e.g. HARNESS_PREPARE_TIMEOUT_S=7200, or unset it for {PREPARE_TIMEOUT_S:g}")
+    return value
 
 
 class _Lines:
@@ -68,22 +87,43 @@ class Workers:
             self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs), uses=uses)
 
     def run(self, spec: RunSpec, log_path: Path, stop: threading.Event | None = None,
-            gpu: str | None = None) -> RunResult:
-        """Run ``spec`` in its own worker that sees only ``gpu`` (None: what this process sees)."""
-        return run_in_subprocess(spec, log_path, stop, self.server, self.reason or "", gpu)
+            gpu: str | None = None, env: dict[str, str] | None = None) -> RunResult:
+        """Run ``spec`` in its own worker that sees only ``gpu`` (None: what this process
+        sees) and ``env`` besides this process's environment."""
+        return run_in_subprocess(spec, log_path, stop, self.server, self.reason or "", gpu, env)
 
     def call(self, module: str, args: list[str], on_line: Callable[[str], None] | None = None,
-             env: dict[str, Any] | None = None) -> tuple[int, list[str]]:
+             env: dict[str, Any] | None = None, timeout_s: float = float("inf")) -> tuple[int, list[str]]:
         """Run ``python -m module args`` (forked where it can) to its end: (its exit status,
-        its last lines of stdout and stderr together), each line also to ``on_line``."""
+        its last lines of stdout and stderr together), each line also to ``on_line``.
+
+        :raises TimeoutError: it ran longer than ``timeout_s`` (it and its children are ended)."""
         server = self.server
         reason = server.wait_ready() if server is not None else self.reason or "no fork server"
         lines = _Lines(on_line)
         with run_dir(runs_root()) as tmp:
             child = start_child(module, args, tmp, dict(os.environ) | (env or {}), server, reason)
-            code, _ = supervise(child, lines, float("inf"), None)
+            code, why = supervise(child, lines, time.monotonic() + timeout_s, None)
         lines.close()
+        if why == "timeout":
+            raise TimeoutError(f"python -m {module} ran longer than {timeout_s:g} s")
         return code, lines.tail
+
+    def prepare(self, model: dict[str, Any], suite_dir: str, on_line: Callable[[str], None] | None = None,
+                timeout_s: float | None = None) -> tuple[int, list[str]]:
+        """Let ``model``'s source (a :meth:`ModelSpec.to_dict`) do its one-time work in a
+        child (``python -m harness.worker --prepare``): as :meth:`call`, ended after
+        ``timeout_s`` (default :func:`prepare_timeout_s`) with a TimeoutError that names the
+        model and the fix."""
+        timeout_s = prepare_timeout_s() if timeout_s is None else timeout_s
+        try:
+            return self.call("harness.worker", ["--prepare", json.dumps(model), suite_dir], on_line,
+                             timeout_s=timeout_s)
+        except TimeoutError:
+            raise TimeoutError(
+                f"preparing model '{model['name']}' (source {model['source']}, ref {model['ref']}) took longer than "
+                f"{timeout_s:g} s and was stopped: if it is a slow download rather than a hung one, set "
+                f"HARNESS_PREPARE_TIMEOUT_S to more seconds (e.g. {4 * timeout_s:g})") from None
 
     def close(self) -> None:
         if self.server is not None:

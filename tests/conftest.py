@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from harness.process import exclusive
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,10 +22,31 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked vision run where torchvision is installed (.venv-vision: make test);
+    elsewhere they are deselected, not skipped."""
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is None:
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("vision")])
+        items[:] = [item for item in items if not item.get_closest_marker("vision")]
+
+
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory of this test session shared by its xdist workers (``make test`` runs
+    two; what is built there is built under a lock, :func:`harness.process.exclusive`)."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test session trains the builtin models once, into its own cache."""
-    cache = Path(os.environ.get("HARNESS_TEST_CACHE") or tmp_path_factory.mktemp("harness-cache"))
+    """Every test session trains the builtin models once, into its own cache: shared by
+    the session's xdist workers (``make test`` runs two), which wait on each other's
+    training (a lock in the cache) rather than train twice."""
+    cache = Path(os.environ.get("HARNESS_TEST_CACHE") or shared_dir(tmp_path_factory, "harness-cache"))
     os.environ["HARNESS_CACHE"] = str(cache)
     os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "hf-datasets"))  # not the user's ~/.cache
     return cache
@@ -74,6 +99,18 @@ max_time_s = 1.0
 energy = false
 """
 
+# The least a run measures: for tests of processes, faults and plumbing, whose runs' figures
+# only need to exist (each timed batch size costs a run ~0.25 s of warm-up and sampling).
+QUICK_MEASURE = """
+[measure]
+batch_sizes = [1]
+warmup_s = 0.0
+min_time_s = 0.01
+min_iterations = 3
+max_time_s = 0.05
+energy = false
+"""
+
 
 DIGITS_MLP = """
 [[models]]
@@ -89,8 +126,9 @@ dataset = "digits"
 
 
 def digits_suite(directory: Path, name: str, methods: str = "", *, suite: str = "",
-                 measure: str = FAST_MEASURE) -> Path:
-    """A suite of the builtin digits MLP on the digits task, with ``methods`` (TOML)."""
+                 measure: str = QUICK_MEASURE) -> Path:
+    """A suite of the builtin digits MLP on the digits task, with ``methods`` (TOML),
+    measured as little as a run can be (``measure``: another [measure] table)."""
     body = f"[suite]\nname = \"{name}\"\n{textwrap.dedent(suite)}\n{measure}\n{DIGITS_MLP}\n{textwrap.dedent(methods)}"
     return write_suite(directory, body)
 
@@ -133,13 +171,25 @@ steps = [
 """
 
 
+def once_per_session(tmp_path_factory: pytest.TempPathFactory, name: str,
+                     run: Callable[[Path], subprocess.CompletedProcess]) -> tuple[Path, subprocess.CompletedProcess]:
+    """``run(root)`` once per test session, whichever xdist worker asks first; the others
+    wait for it and get the same (root, finished process)."""
+    root = shared_dir(tmp_path_factory, name)
+    record = root.with_name(name + ".proc.json")  # beside root: root holds only what run wrote
+    with exclusive(root):
+        if not record.exists():
+            proc = run(root)
+            record.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
+    return root, subprocess.CompletedProcess(*json.loads(record.read_text()))
+
+
 @pytest.fixture(scope="session")
 def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess]:
     """(root, suite file, the finished `harness bench` process); results in root/results."""
-    root = tmp_path_factory.mktemp("tiny")
-    suite = write_suite(root, TINY_SUITE)
-    proc = run_cli("bench", str(suite), "--results", str(root / "results"), "--jobs", "2", cwd=root)
-    return root, suite, proc
+    root, proc = once_per_session(tmp_path_factory, "tiny", lambda root: run_cli(
+        "bench", str(write_suite(root, TINY_SUITE)), "--results", str(root / "results"), "--jobs", "2", cwd=root))
+    return root, root / "suite.toml", proc
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +197,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory):
     """Tiny real models and data sets (tests/zoo.py), each built once per session."""
     from zoo import Zoo
 
-    return Zoo(tmp_path_factory.mktemp("zoo"))
+    return Zoo(shared_dir(tmp_path_factory, "zoo"))
 
 
 @pytest.fixture(scope="session")
@@ -158,8 +208,8 @@ def zoo_bench(zoo, tmp_path_factory: pytest.TempPathFactory):
 
     from zoo import zoo_suite
 
-    root = tmp_path_factory.mktemp("zoo-bench")
-    proc = cli("bench", str(zoo_suite(zoo, root)), "--results", str(root / "results"), "--jobs", "2")
+    root, proc = once_per_session(tmp_path_factory, "zoo-bench", lambda root: cli(
+        "bench", str(zoo_suite(zoo, root)), "--results", str(root / "results"), "--jobs", "2"))
     lines = (root / "results" / "zoo" / "results.jsonl").read_text().splitlines()
     rows = {(r["model"], r["task"], r["method"]): r for r in map(json.loads, lines)}
     return root, proc, rows

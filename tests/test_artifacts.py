@@ -15,12 +15,12 @@ from harness.plugins import load_plugins
 from harness.suite import load_suite
 from harness.worker import run
 
-from conftest import FAST_MEASURE, cli, write_suite
+from conftest import QUICK_MEASURE, cli, write_suite
 
 SUITE = f"""
 [suite]
 name = "reuse"
-{FAST_MEASURE}
+{QUICK_MEASURE}
 [[models]]
 name = "mlp"
 source = "builtin"
@@ -63,13 +63,15 @@ def test_the_second_task_reuses_the_compressed_model_and_gets_the_same_figures(t
     spec = next(r for r in build_plan(load_suite(suite, plugins), plugins) if r.label == "mlp · magnitude · agree")
     alone = run(spec, plugins)
     assert alone.status == "ok" and "artifact" not in alone.steps[0]
-    for key in ("top1_agreement", "kl_div_mean", "sparsity", "size_mb", "params"):
+    for key in ("top1_agreement", "sparsity", "size_mb", "params"):
         assert alone.metrics[key] == second["metrics"][key], key
+    # a mean of float32 divergences: another process may sum it in another order (last digits)
+    assert alone.metrics["kl_div_mean"] == pytest.approx(second["metrics"]["kl_div_mean"], rel=1e-4)
     # one speed for the compressed model: timed by the first task's run, reused by the second's
     assert second["metrics"]["latency_ms_p50"] == first["metrics"]["latency_ms_p50"]
     assert f"reused: timed once by run {first['run_id']} (task digits)" in second["provenance"]["throughput_sps"]
     cleaned = cli("clean", str(tmp_path / "a"))
-    assert cleaned.returncode == 0 and "removed 3 file(s)" in cleaned.stdout  # model, meta, timing
+    assert cleaned.returncode == 0 and "removed 3 files" in cleaned.stdout  # model, meta, timing
     assert list((tmp_path / "a" / "reuse" / "artifacts").iterdir()) == []
 
 

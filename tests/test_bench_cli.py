@@ -88,7 +88,7 @@ def test_dry_run_only_and_force_select_runs(first_run) -> None:
     root, suite, _ = first_run
     proc = cli("bench", str(suite), "--results", str(root / "results"), "--dry-run", "--force", "--only", "*/int8/*")
     assert proc.returncode == 0, proc.stderr
-    assert "1 runs selected, 1 would run" in proc.stdout and "mlp · int8 · digits" in proc.stdout
+    assert "1 run selected, 1 would run" in proc.stdout and "mlp · int8 · digits" in proc.stdout
     pending = cli("bench", str(suite), "--results", str(root / "results"), "--dry-run")
     assert "4 runs selected, 0 would run" in pending.stdout
     nothing = cli("bench", str(suite), "--results", str(root / "results"), "--only", "nope*")

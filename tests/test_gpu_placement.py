@@ -8,6 +8,7 @@ runs a real worker on a real GPU where one is."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_placement_is_one_run_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert gpus.placement("cuda", 2) == (["GPU-a", "GPU-b"], "")
     assert gpus.placement("cuda", 1) == (["GPU-a"], "")
     slots, note = gpus.placement("cuda", 4)  # more jobs than GPUs: two at a time, the rest queue
-    assert slots == ["GPU-a", "GPU-b"] and note == "--jobs 4 but 2 GPU(s): 2 run(s) at a time, one per GPU"
+    assert slots == ["GPU-a", "GPU-b"] and note == "--jobs 4 but 2 GPUs: 2 runs at a time, one per GPU"
     slots, note = gpus.placement("cuda:1", 3)  # one named GPU: runs take turns, seeing what the driver sees
     assert slots == [None] and "runs take turns on it" in note
     assert gpus.placement("cpu", 3) == ([None] * 3, "")
@@ -100,9 +101,7 @@ def test_two_jobs_on_two_gpus_run_at_once_each_on_its_own(tmp_path: Path, monkey
     plugins = load_plugins()
     suite = load_suite(digits_suite(tmp_path, "gpus", methods='[[methods]]\nuse = "prune.magnitude"\n'
                                     '[[methods]]\nuse = "quant.int8-dynamic"\n'), plugins)
-    runs = build_plan(suite, plugins)
-    for run in runs:
-        run.device = "cuda"  # the plan is made on CPU; the executor sees CUDA runs
+    runs = [dataclasses.replace(run, device="cuda") for run in build_plan(suite, plugins)]  # planned on CPU
     results = []
     LocalExecutor(jobs=2).run(runs, tmp_path / "logs", lambda spec: None, lambda spec, r: results.append(r))
     assert len(results) == 3
@@ -118,7 +117,7 @@ def test_two_jobs_on_two_gpus_run_at_once_each_on_its_own(tmp_path: Path, monkey
                 assert a["gpu"] != b["gpu"]
     first, second = sorted(probes, key=lambda p: p["t0"])[:2]
     assert second["t0"] < first["t1"], "the first two runs did not run at once"
-    assert all(run.threads >= 1 and run.concurrent == 2 for run in runs)
+    assert all(run.placement.threads >= 1 and run.placement.concurrent == 2 for run in runs)
 
 
 @pytest.mark.e2e

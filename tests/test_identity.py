@@ -16,7 +16,7 @@ from harness.plan import build_plan
 from harness.plugins import load_plugins
 from harness.suite import load_suite
 
-from conftest import FAST_MEASURE, cli, write_suite
+from conftest import QUICK_MEASURE, cli, write_suite
 
 
 def test_files_named_by_a_spec_are_hashed_by_content_and_cached(tmp_path: Path, monkeypatch) -> None:
@@ -51,7 +51,7 @@ def _suite(directory: Path, data: str = "digits") -> Path:
     return write_suite(directory, f"""
         [suite]
         name = "ident"
-        {FAST_MEASURE}
+        {QUICK_MEASURE}
         [[models]]
         name = "a"
         source = "file"
@@ -99,10 +99,10 @@ def test_a_retrained_model_file_reruns_its_runs_without_its_old_artifact(tmp_pat
     _save(tmp_path / "a.pt", 0)
     _save(tmp_path / "b.pt", 1)
     suite = _suite(tmp_path)
-    first = cli("bench", str(suite), "--results", str(tmp_path / "r"))
+    first = cli("bench", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2")
     assert first.returncode == 0, first.stdout + first.stderr
     _save(tmp_path / "a.pt", 2)
-    second = cli("bench", str(suite), "--results", str(tmp_path / "r"))
+    second = cli("bench", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2")
     assert second.returncode == 0 and "4 runs planned, 2 already done, 2 to run" in second.stdout, second.stdout
     assert "2 of these have a stored row made from other inputs" in second.stdout
     rows = [json.loads(line) for line in (tmp_path / "r" / "ident" / "results.jsonl").read_text().splitlines()]

@@ -41,7 +41,7 @@ def test_misbehaving_methods_become_rows_and_the_suite_goes_on(tmp_path: Path) -
         use = "quant.int8-dynamic"
     """)
     log = tmp_path / "hook.log"
-    proc = run_cli("bench", str(suite), "--results", str(tmp_path / "results"),
+    proc = run_cli("bench", str(suite), "--results", str(tmp_path / "results"), "--jobs", "2",
                    env=MERGED_ENV | {"MISBEHAVE_RESULT_LOG": str(log)})
     assert proc.returncode == 1, proc.stderr  # failures are reported by the exit code
     rows = {r["method"]: r for r in map(json.loads, (tmp_path / "results/misbehave/results.jsonl").read_text().splitlines())}

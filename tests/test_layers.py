@@ -101,7 +101,7 @@ def outputs(model: Any) -> Any:
 def test_conv1d_becomes_an_equivalent_linear() -> None:
     import torch
 
-    from harness_plugins.methods.layers import target_layers
+    from harness.toolkit.layers import target_layers
 
     model = tiny("gpt2")
     before = outputs(model)
@@ -152,7 +152,7 @@ def test_tied_decoder_and_embeddings_are_left_alone_by_identity() -> None:
 
 
 def test_output_head_is_found_however_it_is_named() -> None:
-    from harness_plugins.methods.layers import head_names
+    from harness.toolkit.layers import head_names
 
     assert head_names(tiny("llama")) == ["lm_head"]  # untied: get_output_embeddings()
     # a transformers task head is everything outside the base model (tied decoder included)

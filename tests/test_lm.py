@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST_MEASURE, ROOT, cli, write_suite
+from conftest import QUICK_MEASURE, ROOT, cli, write_suite
 
 pytestmark = pytest.mark.e2e  # runs `harness bench`
 
@@ -45,7 +45,7 @@ def bench(lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         seed = 0
         device = "cpu"
         timeout_s = 300
-        {FAST_MEASURE}
+        {QUICK_MEASURE}
         [[models]]
         name = "mini"
         source = "hf"

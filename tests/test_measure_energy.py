@@ -181,20 +181,20 @@ def test_idle_power_is_reused_only_within_idle_reuse_s(monkeypatch: pytest.Monke
 
     def runs(reuse_s: float) -> list:
         measure = SimpleNamespace(energy=True, carbon_country="DEU", idle_reuse_s=reuse_s)
-        return [SimpleNamespace(device="cpu", measure=measure, idle=None) for _ in range(2)]
+        return [SimpleNamespace(device="cpu", measure=measure, placement=SimpleNamespace(idle=None)) for _ in range(2)]
 
     out = SimpleNamespace(print=lambda *a, **k: None)
     fresh = runs(0)
     bench.measure_idle_power(fresh, out, Helpers())
     assert len(calls) == 1 and calls[0] == ("harness.measure.idle", ["cpu", "DEU"])  # once for both runs
-    assert fresh[1].idle["provenance"] == "measured"
+    assert fresh[1].placement.idle["provenance"] == "measured"
     bench.measure_idle_power(runs(0), out, Helpers())  # 0: a fresh window every bench
     assert len(calls) == 2
     kept = runs(600)
     bench.measure_idle_power(kept, out, Helpers())  # measured a moment ago: reused
     assert len(calls) == 2
-    assert kept[0].idle["ram_w"] == 3.0 and "reused: measured 0 s before this bench (idle_reuse_s = 600)" in \
-        kept[0].idle["provenance"]
+    assert kept[0].placement.idle["ram_w"] == 3.0 and "reused: measured 0 s before this bench (idle_reuse_s = 600)" in \
+        kept[0].placement.idle["provenance"]
     other = runs(600)
     other[0].measure.carbon_country = other[1].measure.carbon_country = "USA"  # another meter set-up: its own figure
     bench.measure_idle_power(other, out, Helpers())

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FAST_MEASURE, cli, run_cli, write_suite
+from conftest import QUICK_MEASURE, cli, write_suite
 
 pytestmark = pytest.mark.e2e  # runs `harness bench`
 
@@ -19,7 +19,7 @@ name = "methods-trimmed"
 seed = 0
 device = "cpu"
 timeout_s = 600
-""" + FAST_MEASURE + """
+""" + QUICK_MEASURE + """
 [[models]]
 name = "digits-mlp"
 source = "builtin"
@@ -62,7 +62,7 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     directory = tmp_path_factory.mktemp("methods")
     suite = write_suite(directory, SUITE)
     results = directory / "results"
-    done = run_cli("bench", str(suite), "--results", str(results), "--jobs", "2")
+    done = cli("bench", str(suite), "--results", str(results), "--jobs", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     lines = (results / "methods-trimmed" / "results.jsonl").read_text().splitlines()
     return {row["method"]: row for row in map(json.loads, lines)}

@@ -145,7 +145,7 @@ def test_same_seed_same_result(task: Any) -> None:
 def test_lm_head_and_embeddings_are_left_alone(task: Any) -> None:
     import torch
 
-    from harness_plugins.methods.layers import target_layers
+    from harness.toolkit.layers import target_layers
 
     class TinyLM(torch.nn.Module):
         def __init__(self) -> None:

@@ -81,7 +81,7 @@ def test_third_party_plugin_is_discovered_and_runs(example_installed, tmp_path: 
         use = "example.fake-quant"
         sweep = { bits = [2, 8] }
     """)
-    bench = run_cli("bench", str(suite), "--results", str(tmp_path / "r"))
+    bench = run_cli("bench", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2")
     assert bench.returncode == 0, bench.stdout + bench.stderr
     rows = {r["method"]: r for r in map(json.loads, (tmp_path / "r/third-party/results.jsonl").read_text().splitlines())}
     assert rows["fq-8"]["status"] == "ok" and rows["fq-2"]["status"] == "ok"

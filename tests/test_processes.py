@@ -70,7 +70,7 @@ def leftovers(tmp_path_factory: pytest.TempPathFactory):
         [[methods]]
         use = "test.chatty"
     """)
-    proc = run_cli("bench", str(suite), "--results", str(root / "results"),
+    proc = run_cli("bench", str(suite), "--results", str(root / "results"), "--jobs", "2",
                    env=PLUGIN_ENV | {"MISBEHAVE_PID_DIR": str(pid_dir), "TMPDIR": str(tmp),
                                      "HARNESS_LOG_CAP_BYTES": str(LOG_CAP)})
     results = root / "results" / "leftovers"

@@ -3,10 +3,13 @@ fork server per slot; a slot whose Ray actor dies fails that run and is replaced
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+
+from harness.spec import Placement
 
 from conftest import ROOT, cli, digits_suite, run_cli
 
@@ -73,19 +76,19 @@ def test_a_slot_gives_each_run_its_nodes_idle_power_and_ram_share_and_checks_the
 
     class Workers:  # the slot's fork server, as far as a run goes
         def run(self, spec, log):
-            given.append((spec.idle, spec.concurrent, spec.artifacts_dir))
+            given.append((spec.placement.idle, spec.placement.concurrent, spec.placement.artifacts_dir))
             return RunResult.of(spec, "ok")
 
     slot = Slot.__new__(Slot)  # as Ray would place it: on node "n1", its idle power measured
     slot.node, slot.ip, slot.workers = "n1", "10.0.0.1", Workers()
     slot.idle = {(spec.device, spec.measure.carbon_country): {"provenance": "measured: on Ray node n1"}}
-    spec.artifacts_dir = str(tmp_path / "results" / "artifacts")  # its results folder is not on this node
+    spec.placement.artifacts_dir = str(tmp_path / "results" / "artifacts")  # its results folder is not on this node
     result, _ = slot.run(spec, {"n1": 2, "n2": 1})
     assert given == [({"provenance": "measured: on Ray node n1"}, 2, None)]
     assert result.env["ray_node_id"] == "n1" and result.env["ray_node_ip"] == "10.0.0.1"
     assert result.steps[0]["artifact"].startswith(f"not stored for reuse: the results folder {tmp_path / 'results'} "
                                                   "is not there on Ray node 10.0.0.1")
-    spec.suite_dir = str(tmp_path / "elsewhere")
+    spec = dataclasses.replace(spec, suite_dir=str(tmp_path / "elsewhere"), placement=Placement())
     result, log = slot.run(spec, {"n1": 2})
     assert result.status == "failed" and len(given) == 1
     assert result.error == (f"the suite's folder {spec.suite_dir} is not on Ray node 10.0.0.1: put it on a "

@@ -320,8 +320,9 @@ timeout_s = 300
 [measure]
 batch_sizes = [1]
 warmup_s = 0
-min_time_s = 0.05
-max_time_s = 0.5
+min_time_s = 0.01
+min_iterations = 3
+max_time_s = 0.05
 energy = false
 sustained_s = 0
 """
@@ -391,14 +392,17 @@ class Zoo:
         self.root = root
 
     def path(self, name: str) -> Path:
-        target = self.root / name
-        if not target.exists():
-            import torch
+        from harness.process import exclusive
 
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # deterministic and quick for these sizes
-            try:
-                MAKERS[name](target)
-            finally:
-                torch.set_num_threads(threads)
+        target = self.root / name
+        with exclusive(target):  # the session's xdist workers share the zoo: one builds
+            if not target.exists():
+                import torch
+
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)  # deterministic and quick for these sizes
+                try:
+                    MAKERS[name](target)
+                finally:
+                    torch.set_num_threads(threads)
         return target

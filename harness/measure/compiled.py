@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.plural import plural
+
 EXTRA_CALLS = 2  # after the compiling call: CUDA graph trees record on a later call
 
 
@@ -103,8 +105,8 @@ def compile_for_timing(model: Any, examples: dict[int, Any], mode: str, device: 
         return out
     out.graphs, out.graph_breaks = graphs - graphs0, breaks - breaks0
     if out.graphs == 0:
-        out.failed = f"{out.how} captured no graph (every call fell back to eager; {out.graph_breaks} graph breaks)"
+        out.failed = f"{out.how} captured no graph (every call fell back to eager; {plural(out.graph_breaks, 'graph break')})"
         return out
     out.model = compiled
-    out.how += f"; {out.graphs} graph(s), {out.graph_breaks} graph break(s); {cache}"
+    out.how += f"; {plural(out.graphs, 'graph')}, {plural(out.graph_breaks, 'graph break')}; {cache}"
     return out

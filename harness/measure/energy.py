@@ -8,11 +8,13 @@ synchronized at both ends, so the window holds exactly the work it claims.
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from harness.measure.carbon import J_PER_KWH, HostEnergy, HostEnergyMeter
+from harness.measure.concurrency import RUNNING_FILE_VAR, mean_running
 from harness.measure.figures import Figures, combine
 from harness.measure.gpu_energy import GpuEnergy, GpuEnergyMeter
 
@@ -24,6 +26,7 @@ class EnergyReading:
     host_absent: str  # why ``host`` is None
     gpu: GpuEnergy | None  # None off CUDA
     gpu_absent: str
+    ended: float = 0.0  # time.monotonic() at the window's end (0: unknown)
 
     def total(self) -> tuple[float | None, str]:
         """(joules, provenance) of CPU + RAM (+ GPU on CUDA); absent if a part is."""
@@ -60,7 +63,7 @@ class EnergyMeter:
                 host = self.host.stop()
             except Exception as exc:
                 self.host_absent = f"codecarbon failed: {type(exc).__name__}: {exc}"
-        return EnergyReading(seconds, host, self.host_absent, gpu, self.gpu_absent)
+        return EnergyReading(seconds, host, self.host_absent, gpu, self.gpu_absent, time.monotonic())
 
 
 def open_meter(device: str, country: str, nvml: Any = None) -> EnergyMeter:
@@ -105,7 +108,7 @@ class IdlePower:
     seconds: float
     provenance: str
 
-    def total_w(self, ram_share: int, gpu: bool) -> float | None:
+    def total_w(self, ram_share: float, gpu: bool) -> float | None:
         parts = [self.cpu_w, None if self.ram_w is None else self.ram_w / ram_share] + ([self.gpu_w] if gpu else [])
         return None if any(p is None for p in parts) else sum(parts)
 
@@ -113,16 +116,29 @@ class IdlePower:
 @dataclass
 class EnergyContext:
     """How a window's energy is attributed: RAM shared by the runs that ran at once on the
-    machine, the idle power to subtract, and a note when the machine was busy."""
+    machine (``ram_share``, or where the executor keeps one, their number over the window
+    from ``running_file``: :mod:`.concurrency`), the idle power to subtract, and a note
+    when the machine was busy."""
 
     ram_share: int = 1
     idle: IdlePower | None = None
     busy: str = ""
+    running_file: str | None = None
+
+    def share(self, reading: EnergyReading) -> float:
+        """The runs that shared the machine's RAM during ``reading``'s window (at least 1)."""
+        if self.running_file and reading.ended:
+            mean = mean_running(self.running_file, reading.ended - reading.seconds, reading.ended)
+            if mean is not None:
+                return max(1.0, mean)
+        return float(max(1, self.ram_share))
 
 
 def energy_context(concurrent: int, idle: dict[str, Any] | None) -> EnergyContext:
-    """The context of a run: ``concurrent`` runs on the machine, the suite's idle power."""
-    return EnergyContext(ram_share=max(1, concurrent), idle=IdlePower(**idle) if idle else None)
+    """The context of a run: ``concurrent`` runs on the machine (their number over each
+    window instead, where the executor logs it), the suite's idle power."""
+    return EnergyContext(ram_share=max(1, concurrent), idle=IdlePower(**idle) if idle else None,
+                         running_file=os.environ.get(RUNNING_FILE_VAR) or None)
 
 
 def _parts(reading: EnergyReading, context: EnergyContext) -> dict[str, tuple[float | None, str]]:
@@ -138,9 +154,11 @@ def _parts(reading: EnergyReading, context: EnergyContext) -> dict[str, tuple[fl
         parts["cpu"] = parts["ram"] = (None, f"absent: {host_absent}")
     else:
         parts["cpu"] = (host.cpu_j, host.cpu_provenance or host.provenance)
-        shared = f"; 1/{context.ram_share} of the machine's RAM power: {context.ram_share} runs ran at once" \
-            if context.ram_share > 1 else ""
-        parts["ram"] = (host.ram_j / context.ram_share, (host.ram_provenance or host.provenance) + shared)
+        share = context.share(reading)
+        mean = "" if share.is_integer() else " on average over the window"
+        shared = f"; 1/{share:.3g} of the machine's RAM power: {share:.3g} runs ran at once{mean}" \
+            if share > 1 else ""
+        parts["ram"] = (host.ram_j / share, (host.ram_provenance or host.provenance) + shared)
     if reading.gpu is not None:
         joules, how = reading.gpu.joules, reading.gpu.provenance
         if joules is not None and reading.seconds < GPU_RESOLUTION_S:
@@ -190,7 +208,7 @@ def _dynamic(joules: float | None, how: str, reading: EnergyReading,
         return None, how
     if context.idle is None:
         return None, "absent: no idle measurement (it runs once per suite, before the runs)"
-    idle_w = context.idle.total_w(context.ram_share, reading.gpu is not None)
+    idle_w = context.idle.total_w(context.share(reading), reading.gpu is not None)
     if idle_w is None:
         return None, f"absent: the idle measurement lacks a part ({context.idle.provenance})"
     why = combine([how, context.idle.provenance]).split(": ", 1)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.measure.nvml import NvmlSampler, not_supported
+from harness.plural import plural
 
 COUNTER_MODULUS = 2**64  # unsigned long long
 COUNTER_POLL_S = 0.005  # how often the counter is read during a window to see it tick
@@ -49,7 +50,7 @@ def counter_resolution(ticks: list[tuple[int, int]], window_s: float) -> str:
     to one interval's energy)."""
     updates = len(ticks) - 1
     if updates < 2:
-        return f"{max(updates, 0)} counter updates seen in the {window_s:.2f} s window: too short to resolve"
+        return f"{plural(max(updates, 0), 'counter update')} seen in the {window_s:.2f} s window: too short to resolve"
     interval = (ticks[-1][0] - ticks[1][0]) / 1e9 / (updates - 1)  # ticks[0] is the reading at the start
     share = interval / window_s if window_s > 0 else float("inf")
     verdict = "" if share <= 0.01 else f"; over 1%: a sustained_s of {interval * 100:.0f} s would make it ≤ 1%"

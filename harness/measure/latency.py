@@ -252,8 +252,10 @@ def time_forward(model: Any, example: Any, policy: Policy, device: str, clocks: 
 
     cuda = device.startswith("cuda")
 
-    def forward() -> Any:
-        return model(example)
+    # a model run by another runtime (harness.toolkit.RuntimeModel) is timed as that
+    # runtime is called: on its own arrays, converted once
+    bound = getattr(model, "bound", None)
+    forward = bound(example) if callable(bound) else lambda: model(example)
 
     def make(calls: int) -> Step:
         return cuda_step(forward, torch, calls) if cuda else host_step(forward, calls=calls)

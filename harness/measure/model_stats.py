@@ -241,7 +241,10 @@ def weight_formats(model: Any) -> dict[str, dict[str, Any]]:
 
 def static_figures(model: Any) -> Figures:
     """Size, bytes in memory, parameters, weight formats and sparsity; each absent with
-    the reason when it cannot be had for this model."""
+    the reason when it cannot be had for this model (in another runtime: the size of its
+    stored weights, the rest of the torch model it was exported from)."""
+    if hasattr(model, "source") and getattr(model, "runtime", None):
+        return _runtime_figures(model, model.runtime)
     f = Figures()
     statistics = [
         ("size_bytes", lambda: serialized_size_bytes(model), "bytes of torch.save(state_dict)"),
@@ -280,4 +283,18 @@ def static_figures(model: Any) -> Figures:
         embedded = None
     if embedded is not None:  # absent, without a reason, where there are no embeddings
         f.measured("embedding_sparsity", embedded, "share of exact zeros in the embedding tables")
+    return f
+
+
+def _runtime_figures(model: Any, runtime: str) -> Figures:
+    f = static_figures(model.source)
+    for key in ("size_bytes", "size_mb", "model_weight_mb", "weight_formats"):
+        f.metrics.pop(key, None), f.provenance.pop(key, None)
+    if model.weight_bytes is None:
+        f.absent("size_mb", f"the {runtime} runtime does not say how large its stored weights are")
+    else:
+        f.measured("size_mb", model.weight_bytes / 1e6, f"bytes of the {runtime} graph's stored weights / 1e6")
+    for key in ("params", "sparsity", "embedding_sparsity"):
+        if key in f.metrics:
+            f.provenance[key] += f" (of the torch model exported to {runtime})"
     return f

@@ -1,5 +1,6 @@
 """Everything measured about a compressed model after its accuracy: size, latency and
-throughput per batch size, sustained throughput with its energy, CO2e and cost, memory.
+throughput per batch size, sustained throughput with its energy, CO2e and cost, memory,
+and its place on the machine's roofline (:mod:`harness.measure.roofline`).
 
 Every figure comes with its provenance (see :mod:`harness.measure.figures`).
 """
@@ -20,6 +21,7 @@ from harness.measure.energy import EnergyContext, EnergyMeter, EnergyReading, wi
 from harness.measure.figures import Figures
 from harness.measure.gpu_memory import GpuMemoryWatch, peak_mem_figure
 from harness.measure.latency import time_forward
+from harness.measure.roofline import roofline_figures
 from harness.measure.shared_timing import SharedTiming
 
 DEFAULT_SUSTAINED_S = 3.0  # with energy on; see MeasureConfig.sustained_s
@@ -146,6 +148,8 @@ def _timed(model: Any, task: Any, config: MeasureConfig, device: str, batch_size
             f.absent(name, compile_note.failed)
     f.update(gpu.stop())
     memory_figures(f, device, rss_reset)
+    f.update(roofline_figures(model, examples, f.metrics.get("latency"), device, config.compile_modes[0],
+                              f.provenance["latency"].removeprefix("absent: ")))  # after timing: it may probe
     f.measured("timing", timing_settings(config, batch_sizes, load, cores, load > cores, examples),
                "settings in force while timing; input_sha256 is equal across methods iff the inputs are")
     return f

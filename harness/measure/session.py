@@ -5,7 +5,7 @@ state, and the :class:`Figures` every phase adds to.
         with session.compression(n_steps):
             ...  # apply the methods
         session.add_quality(task.evaluate(model), task_kind)
-        session.measure(model, task)
+        session.measure(model, task, claimed=claimed_kernels(steps))
 """
 
 from __future__ import annotations
@@ -82,11 +82,17 @@ class MeasurementSession:
         for key, value in quality.items():
             self.figures.measured(key, value, f"the {task_kind} task's evaluation")
 
-    def measure(self, model: Any, task: Any, shared: Any = None) -> None:
+    def measure(self, model: Any, task: Any, shared: Any = None, claimed: str | None = None) -> None:
         """Size, latency, throughput, energy, cost and memory (those of another task's run
-        on the same compressed model and inputs with ``shared``), then the task's own figures."""
+        on the same compressed model and inputs with ``shared``), then the task's own figures,
+        then the kernels that ran (profiled once, after every timing) against what the steps
+        ``claimed`` (:func:`harness.measure.kernels.claimed_kernels`)."""
+        from harness.measure.kernels import measure_kernels
         from harness.measure.perf import measure_model
 
         self.figures.update(measure_model(model, task, self.config, self.device, self.meter, self.energy, shared))
         metrics, provenance = task.extra_measurements(model, self.config)
         self.figures.update(Figures(dict(metrics), dict(provenance)))
+        batch = min(self.config.batch_sizes)
+        self.figures.update(measure_kernels(model, lambda: task.example_input(batch), batch, self.device, claimed,
+                                            self.config.compile_modes[0]))

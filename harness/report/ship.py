@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.report.columns import BY_KEY, blank, number
-from harness.suite.methods import BASELINE
+from harness.spec import BASELINE
 
 CAVEAT_WORDS = {"busy": "timed on a busy machine", "noisy": "noisy timing", "clocks": "GPU clock moved while timing"}
 

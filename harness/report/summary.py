@@ -117,6 +117,20 @@ def _changed(info: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def kernel_lines(result: RunResult, infos: list[dict[str, Any]]) -> list[str]:
+    """Real or simulated, as the profiler saw it where it ran (the ``kernels`` figure wins
+    over the steps' claims); else each step's own claim, labelled a claim."""
+    verdict = result.metrics.get("kernels")
+    if isinstance(verdict, str):
+        return [f"{verdict} ({str(result.provenance.get('kernels', '')).removeprefix('measured: ')})"]
+    lines = []
+    for text in (_text(i.get("kernels")) for i in infos):
+        head, _, rest = text.partition(" ")
+        rest = rest[1:-1] if rest.startswith("(") and rest.endswith(")") else rest
+        lines.append(f"{head} (claimed{': ' + rest if rest else ''})" if head else "")
+    return lines
+
+
 def method_rows(results: list[RunResult], frame: Any) -> list[MethodRow]:
     """One row per (suite, model, method) that ran (ok): what its steps did."""
     extra = {(r["suite"], r["model"], r["method"]): r for r in frame.to_dict("records")}
@@ -130,7 +144,7 @@ def method_rows(results: list[RunResult], frame: Any) -> list[MethodRow]:
         rows[key] = MethodRow(
             suite=result.suite, model=result.model, method=result.method,
             steps=[_step_name(s) for s in result.steps], changed=[_changed(i) for i in infos],
-            kernels=[_text(i.get("kernels")) for i in infos], libraries=[_text(i.get("library")) for i in infos],
+            kernels=kernel_lines(result, infos), libraries=[_text(i.get("library")) for i in infos],
             compress_s=result.metrics.get("compress_s"),
             break_even=None if blank(figures.get("break_even_inferences")) else figures["break_even_inferences"])
     return list(rows.values())

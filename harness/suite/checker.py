@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.params import build, nearest
+from harness.requirements import requirement_problem
 
 
 @dataclass
@@ -54,3 +55,10 @@ class Checker:
             return True
         self.problems.append(f"{where}: unknown {what} '{name}'{hint}")
         return False
+
+    def installed(self, kind: str, name: str, where: str) -> bool:
+        """Whether what the known ``name`` requires is installed; report it when it is not."""
+        problem = requirement_problem(kind, name, self.plugins.lookup(kind, name), self.plugins.get(kind, name).plugin)
+        if problem:
+            self.problems.append(f"{where}: {problem}")
+        return problem is None

@@ -13,7 +13,7 @@ from harness.config import MAX_RUNS, MeasureConfig, SuiteConfig
 from harness.params import nearest
 from harness.spec import MethodSpec, ModelSpec, TaskSpec
 from harness.suite.checker import Checker
-from harness.suite.methods import check_methods
+from harness.suite.methods import check_methods, check_runtimes, variants
 from harness.suite.models import check_models
 from harness.suite.tasks import check_tasks
 
@@ -68,9 +68,11 @@ def load_suite(path: Path, plugins: Any) -> Suite:
     tasks = check_tasks(checker, data.get("tasks", []), [m.name for m in models])
     methods = check_methods(checker, data.get("methods", []), max_runs)
     pairs = sum(any(fnmatch.fnmatch(m.name, p) for p in t.models) for m in models for t in tasks)
-    modes = len(measure.compile_modes) if measure is not None else 1
+    if measure is not None:
+        check_runtimes(checker, measure.runtimes, methods)
+    modes = len(variants(measure)) if measure is not None else 1
     if pairs * (1 + len(methods)) * modes > max_runs:
-        each = f" × {modes} compile modes" if modes > 1 else ""
+        each = f" × {modes} runtimes and compile modes" if modes > 1 else ""
         checker.problems.append(f"the plan has {pairs * (1 + len(methods)) * modes} runs ((model, task) pairs × "
                                 f"(baseline + {len(methods)} methods){each}), over the limit of {max_runs}; "
                                 "narrow it, or raise [suite] max_runs")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.config import MAX_RUNS
-from harness.spec import MethodSpec, StepSpec
+from harness.spec import BASELINE, MethodSpec, StepSpec
 from harness.suite.checker import Checker
 
 
@@ -27,18 +27,6 @@ class _MethodTable:
 class _StepTable:
     use: str
     params: dict = field(default_factory=dict)
-
-
-BASELINE = "baseline"  # reserved: the plan adds it for every (model, task)
-
-
-def compiled_name(name: str, mode: str) -> str:
-    """The name of method ``name``'s run under torch.compile ``mode`` when a suite runs
-    several modes side by side (``[measure] compile = ["none", "default"]``): eager runs
-    keep their names, compiled ones say how they were compiled."""
-    if mode == "none":
-        return name
-    return f"{name}+compile" if mode == "default" else f"{name}+compile-{mode}"
 
 
 def check_methods(checker: Checker, raw: Any, max_runs: int = MAX_RUNS) -> list[MethodSpec]:
@@ -167,3 +155,40 @@ def _expand(checker: Checker, m: _MethodTable, steps: list[_StepTable], where: s
             variant[index].params[param] = value
             name = name.replace("{" + key + "}", str(value))
         yield name, variant
+
+
+def variants(measure: Any) -> list[tuple[str, str]]:
+    """The (runtime, compile mode) pairs a suite runs each method in: ``torch`` with each
+    compile mode, every other runtime once (it prepares the model its own way)."""
+    out: list[tuple[str, str]] = []
+    for runtime in measure.runtimes:
+        out += [(runtime, mode) for mode in measure.compile_modes] if runtime == "torch" else [(runtime, "none")]
+    return out
+
+
+def method_runtime(checker: Checker, method: MethodSpec) -> str | None:
+    """The runtime a method's steps are made for (None: torch steps only); a problem when
+    a chain mixes runtimes or puts a torch step after a runtime's own."""
+    kinds = []
+    for step in method.steps:
+        entry = checker.plugins.get("method", step.use)
+        kinds.append(getattr(checker.plugins.lookup("method", step.use), "runtime", None) if entry else None)
+    made_for = [k for k in kinds if k]
+    if len(set(made_for)) > 1:
+        checker.problems.append(f"methods: '{method.name}' chains steps of different runtimes ({', '.join(made_for)})")
+    elif made_for and any(not k for k in kinds[kinds.index(made_for[0]):]):
+        checker.problems.append(f"methods: '{method.name}' has a torch step after a {made_for[0]} step: "
+                                "put the torch steps first (the runtime's own run on its exported model)")
+    return made_for[0] if made_for else None
+
+
+def check_runtimes(checker: Checker, runtimes: list[str], methods: list[MethodSpec]) -> None:
+    """Every runtime named is installed, and every method made for a runtime has it."""
+    for runtime in runtimes:
+        if checker.known("runtime", runtime, "measure.runtime", "runtime"):
+            checker.installed("runtime", runtime, "measure.runtime")
+    for method in methods:
+        needed = method_runtime(checker, method)
+        if needed and needed not in runtimes:
+            checker.problems.append(f"methods: '{method.name}' runs in the {needed} runtime: add \"{needed}\" to "
+                                    f"[measure] runtime (now {runtimes})")

@@ -29,7 +29,8 @@ def check_models(checker: Checker, raw: Any) -> list[ModelSpec]:
         problem = name_problem(m.name)
         if problem:
             checker.problems.append(f"{where}.name: {m.name!r} {problem}")
-        if not checker.known("source", m.source, f"{where}.source", "model source"):
+        if not (checker.known("source", m.source, f"{where}.source", "model source")
+                and checker.installed("source", m.source, f"{where}.source")):
             continue
         source = checker.plugins.lookup("source", m.source)()
         options = checker.build(source.Options, m.options, f"{where}.options")

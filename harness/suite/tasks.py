@@ -44,7 +44,8 @@ def _check_task(checker: Checker, table: Any, where: str, model_names: list[str]
     for pattern in models:
         if model_names and not fnmatch.filter(model_names, pattern):
             problems.append(f"{where}.models: '{pattern}' matches no model{nearest(pattern, model_names)}")
-    if not checker.known("task", kind, f"{where}.kind", "task kind"):
+    if not (checker.known("task", kind, f"{where}.kind", "task kind")
+            and checker.installed("task", kind, f"{where}.kind")):
         return None
     task_kind = checker.plugins.lookup("task", kind)()
     config = checker.build(task_kind.Config, rest, where)

@@ -13,8 +13,10 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
 
+# torch._dynamo: torch.utils.flop_counter (the roofline's FLOPs, every run) imports it on
+# first use, 1-1.5 s of each forked worker otherwise; it starts no thread
 MODULES = ("harness.measure.session", "harness.measure.perf", "harness.measure.environment",
-           "harness.measure.idle")
+           "harness.measure.idle", "harness.measure.roofline", "torch.utils.flop_counter", "torch._dynamo")
 
 
 def plugin_uses(source: str, kind: str, methods: Iterable[str]) -> list[str]:

@@ -1,15 +1,14 @@
 """The fork server: ``python -P -m harness.warm.server FD DRIVER_PID [--energy] [--uses=KIND:NAME,...]``.
 
-It imports torch, the worker and the plugins once (and the heavy modules the suite's
-plugins declare in ``preload``, e.g. torchao, transformers; with
-``--energy`` codecarbon as well, and it lets codecarbon detect the hardware), never touches
+It imports torch, the worker and the plugins once (and the heavy modules the suite's plugins
+declare in ``preload``, e.g. torchao, transformers; with ``--energy`` codecarbon as well,
+and it lets codecarbon detect the hardware), never touches
 CUDA, and then serves the driver over the ``AF_UNIX`` ``SOCK_SEQPACKET`` socket ``FD``,
 one JSON message per packet:
 
-- it sends ``{"ready": true, "cuda": bool}`` (``cuda``: CUDA was initialised here, so a
-  CUDA run must not be forked from here), ``{"unsafe": "..."}`` (threads still run after
-  its imports: it forks nothing, and leaves; the runs start cold) or ``{"error": "..."}``
-  once;
+- it sends once ``{"ready": true, "cuda": bool}`` (``cuda``: CUDA was initialised here, so
+  a CUDA run must not be forked from here), ``{"unsafe": "..."}`` (threads still run after
+  its imports: it forks nothing, and leaves; the runs start cold) or ``{"error": "..."}``;
 - ``{"op": "run", "id", "module", "args", "env", "cwd", "threads"}`` with the child's log
   pipe as an fd: it forks the child (:mod:`harness.warm.child`: ``module.main(args)``,
   e.g. ``harness.worker`` with ``[SPEC, RESULT]``) and answers
@@ -97,11 +96,11 @@ def single_threaded(limit_s: float = 5.0) -> str:
     (codecarbon's set-up) are waited for; native ones are counted in ``/proc/self/task``.
     After the preload of every plugin (torch 2.13+cpu, 2 cores) these are OpenBLAS's pools
     (numpy's, scipy's: started at import), which OpenBLAS ends at a fork (a throwaway one,
-    :func:`_throwaway_fork`) and restarts only when used again, and jemalloc's, which the
-    preload turns off. torch starts none at import: its intra-op pool (OpenMP) is created
-    by the first parallel op (a matmul), and the server runs none. Any other (a pool a
-    plugin's import started by computing, tokenizers', a scheduler) cannot be ended from
-    here: the server then forks nothing, and the runs start cold. See docs/executors.md.
+    :func:`_throwaway_fork`; one still up a second later stays) and restarts only when used
+    again, and jemalloc's, which the preload turns off. torch starts none at import: its
+    intra-op pool (OpenMP) is created by the first parallel op (a matmul), and the server
+    runs none. Any other (a pool a plugin's import started by computing, tokenizers', a
+    scheduler) cannot be ended: the server then forks nothing, and the runs start cold.
     """
     end = time.monotonic() + limit_s
     while threading.active_count() > 1:
@@ -112,6 +111,7 @@ def single_threaded(limit_s: float = 5.0) -> str:
     others = other_threads()
     if others:
         _throwaway_fork()
+        end = min(end, time.monotonic() + 1.0)
     while others:
         if time.monotonic() > end:
             count = "1 native thread still runs" if len(others) == 1 else f"{len(others)} native threads still run"

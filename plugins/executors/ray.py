@@ -42,7 +42,7 @@ from typing import Any
 import ray  # an ImportError here tells the user to install compression-harness[ray]
 
 from harness.api import Executor
-from harness.toolkit import RunResult, RunSpec, Workers, cache_dir
+from harness.toolkit import RunResult, RunSpec, Workers, cache_dir, plural
 
 PROGRESS = "prepare: "
 
@@ -67,7 +67,11 @@ class Slot:
         with open(cache_dir() / ".prepare.lock", "wb") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             for model, suite_dir in models:
-                code, tail = self.workers.call("harness.worker", ["--prepare", json.dumps(model), suite_dir])
+                try:
+                    code, tail = self.workers.prepare(model, suite_dir)
+                except TimeoutError as exc:
+                    failures.append(f"{exc} (on node {ray.util.get_node_ip_address()})")
+                    continue
                 if code != 0:
                     failures.append(f"preparing model {model['name']} failed on node {ray.util.get_node_ip_address()}"
                                     f" ({tail[-1] if tail else 'no output'})")
@@ -115,15 +119,15 @@ class Slot:
         """Run ``spec`` in a worker process on this node, with this node's idle power and
         RAM share (``per_node``: the driver's count of slots on each node); its result and log."""
         if spec.measure.energy:
-            spec.idle = self.idle.get((spec.device, spec.measure.carbon_country))
-        spec.concurrent = max(1, per_node.get(self.node, 1))
+            spec.placement.idle = self.idle.get((spec.device, spec.measure.carbon_country))
+        spec.placement.concurrent = max(1, per_node.get(self.node, 1))
         if not Path(spec.suite_dir).is_dir():
             error = (f"the suite's folder {spec.suite_dir} is not on Ray node {self.ip}: put it on a filesystem "
                      "that every node mounts at the same path")
             return self._on_node(RunResult.of(spec, "failed", error)), error + "\n"
-        artifacts = spec.artifacts_dir and _unwritable(Path(spec.artifacts_dir))
+        artifacts = spec.placement.artifacts_dir and _unwritable(Path(spec.placement.artifacts_dir))
         if artifacts:
-            spec.artifacts_dir = None
+            spec.placement.artifacts_dir = None
         with tempfile.TemporaryDirectory(prefix="harness-ray-") as tmp:
             log = Path(tmp) / f"{spec.run_id}.log"
             result = self._on_node(self.workers.run(spec, log))
@@ -167,8 +171,9 @@ def plan_slots(runs: list[RunSpec], jobs: int, resources: dict[str, float]) -> t
         raise RuntimeError(f"the Ray cluster has {resources.get('GPU', 0):g} GPUs; each run needs {gpus:g} "
                            "(gpus_per_run): add GPU nodes, or lower gpus_per_run")
     if slots < min(jobs, len(runs)):
-        print(f"note: the Ray cluster holds {slots} run(s) at once ({cpus} CPUs, {resources.get('GPU', 0):g} GPUs; "
-              f"each run reserves {per_run} CPU(s) and {gpus:g} GPU(s))", file=sys.stderr)
+        print(f"note: the Ray cluster holds {plural(slots, 'run')} at once ({plural(cpus, 'CPU')}, "
+              f"{plural(resources.get('GPU', 0), 'GPU')}; each run reserves {plural(per_run, 'CPU')} and "
+              f"{plural(gpus, 'GPU')})", file=sys.stderr)
     return per_run, gpus, slots
 
 
@@ -218,7 +223,7 @@ class RayExecutor(Executor):
                 while queue and free:
                     slot, prepared = free.pop()
                     spec = queue.pop(0)
-                    spec.threads = per_run
+                    spec.placement.threads = per_run
                     on_start(spec)
                     per_node = dict(Counter(node_of.values()))  # the slots on each node: their runs share its RAM
                     pending[slot.run.remote(spec, per_node)] = (spec, (slot, prepared))

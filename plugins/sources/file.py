@@ -20,7 +20,7 @@ from typing import Any
 
 from harness import hookimpl
 from harness.api import ModelSource
-from harness.toolkit import OMIT_AT_DEFAULT
+from harness.toolkit import OMIT_AT_DEFAULT, plural
 from harness_plugins.sources.pickle_scan import export_risks, members, shown, unsafe_in_pickle
 
 EXPECTED = "a torch.export archive, TorchScript archive or torch.save checkpoint"
@@ -91,7 +91,7 @@ def _export_problem(path: Path) -> str | None:
     if not risks:
         return None
     what, member, how = risks[0]
-    more = f" (and {len(risks) - 1} more such member(s))" if len(risks) > 1 else ""
+    more = f" (and {plural(len(risks) - 1, 'more such member')})" if len(risks) > 1 else ""
     return (f"model file '{path}' holds {what} ({member}{more}) that torch.export.load would {how}, "
             f"which can run any code; {OPT_IN}")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.api import ModelSource
+from harness.api import UNRESOLVED, ModelSource
 from harness.toolkit import OMIT_AT_DEFAULT
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -187,6 +187,7 @@ def load_pretrained(where: str, options: HFOptions, device: str) -> Any:
 class HFSource(ModelSource):
     name = "hf"
     preload = ("transformers.modeling_utils",)
+    requires = ("transformers",)
     description = "a transformers model (any common head) with its tokenizer or image processor: local dir or hub id"
     Options = HFOptions
 
@@ -201,6 +202,20 @@ class HFSource(ModelSource):
         if not HUB_ID.match(ref):
             return f"'{ref}' is neither a local directory nor a hub id like 'Qwen/Qwen2.5-0.5B'"
         return None  # hub ids are checked on load: validation never needs the network
+
+    def fingerprint(self, ref: str, options: Any, suite_dir: Path) -> str | None:
+        """A hub model's identity is the commit its cached snapshot holds (what a run will
+        load): an upstream update that is downloaded re-runs its runs. Local folders: None
+        (their files are hashed); a hub model not downloaded yet: ``UNRESOLVED``."""
+        if resolve(ref, suite_dir) is not None or not HUB_ID.match(ref):
+            return None
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(repo_id=ref, revision=options.revision, local_files_only=True)
+        except Exception:  # noqa: BLE001 - not in the cache (or no huggingface_hub): known after prepare
+            return UNRESOLVED
+        return f"hub commit {Path(folder).name}"
 
     def prepare(self, ref: str, options: Any, suite_dir: Path) -> None:
         """Download a hub model before the runs, so no run's timeout includes it."""

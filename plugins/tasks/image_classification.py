@@ -200,6 +200,7 @@ class ImageClassificationData(PreparedTask):
 class ImageClassification(TaskKind):
     name = "image-classification"
     preload = ("datasets", "PIL.Image")
+    requires = ("datasets", "PIL")
     description = ("accuracy (± standard error) and macro-F1 of an image classifier on an ImageFolder "
                    "directory or a datasets image data set")
     Config = ImageClassificationConfig

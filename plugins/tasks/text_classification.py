@@ -169,6 +169,7 @@ class TextClassificationData(PreparedTask):
 class TextClassification(TaskKind):
     name = "text-classification"
     preload = ("datasets", "transformers.modeling_utils")
+    requires = ("datasets",)  # harness validate and harness plugins say when it is missing
     description = "accuracy (± standard error) and macro-F1 of a sequence classifier on a datasets data set"
     Config = TextClassificationConfig
 

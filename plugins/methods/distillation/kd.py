@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.api import Method
-from harness.toolkit import count_params
-from harness_plugins.methods.layers import fresh_copy
+from harness.toolkit import count_params, fresh_copy
 from harness_plugins.methods.pruning.channels import shrink_channels
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from harness.api import Skip
-from harness_plugins.methods.layers import output_layers, target_layers
+from harness.toolkit import output_layers, target_layers
 
 MLP_ONLY = ("MLP intermediate channels only: attention heads and the hidden size are kept "
             "(HF attention reshapes by num_heads/head_dim from its config)")

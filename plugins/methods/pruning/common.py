@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.toolkit import count_params, zero_fraction
-from harness_plugins.methods.layers import target_layers
+from harness.toolkit import count_params, target_layers, zero_fraction
 
 
 def prunable(model: Any, include_head: bool = False) -> list[tuple[str, Any]]:

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.api import Method
-from harness.toolkit import count_params
-from harness_plugins.methods.layers import no_layers
+from harness.toolkit import count_params, no_layers
 from harness_plugins.methods.pruning.common import check_amount, prunable, sparsity_info
 
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.api import Method
-from harness.toolkit import count_params, library
-from harness_plugins.methods.layers import no_layers
+from harness.toolkit import count_params, library, no_layers
 from harness_plugins.methods.pruning.channels import shrink_channels
 from harness_plugins.methods.pruning.common import check_amount, prunable
 

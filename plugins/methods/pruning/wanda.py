@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.api import Method
-from harness.toolkit import count_params
-from harness_plugins.methods.layers import no_layers, target_layers
+from harness.toolkit import count_params, no_layers, target_layers
 from harness_plugins.methods.pruning.common import check_amount, sparsity_info
 
 

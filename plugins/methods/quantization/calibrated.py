@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.api import Method, Skip
-from harness.toolkit import count_params, library
-from harness_plugins.methods.layers import head_names, layer_filter, no_layers
+from harness.toolkit import count_params, head_names, layer_filter, library, no_layers
 from harness_plugins.methods.quantization.common import (
     TORCHAO,
     calibrate,

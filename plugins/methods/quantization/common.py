@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.toolkit import count_params, torchao_status
-from harness_plugins.methods.layers import target_layers
+from harness.toolkit import count_params, target_layers, torchao_status
 
 
 def linear_layers(model: Any, include_head: bool = False) -> list[str]:

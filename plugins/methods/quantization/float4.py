@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.api import Method, Skip
-from harness.toolkit import count_params, installed_version, library
-from harness_plugins.methods.layers import layer_filter
+from harness.toolkit import count_params, installed_version, layer_filter, library
 from harness_plugins.methods.quantization.common import (
     TORCHAO,
     aligned_layers,

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.api import Method
-from harness.toolkit import count_params, library
-from harness_plugins.methods.layers import layer_filter
+from harness.toolkit import count_params, layer_filter, library
 from harness_plugins.methods.quantization.common import (
     TORCHAO,
     aligned_layers,

@@ -11,8 +11,7 @@ import copy
 from dataclasses import dataclass
 
 from harness.api import Method
-from harness.toolkit import count_params, library
-from harness_plugins.methods.layers import layer_filter, no_layers
+from harness.toolkit import count_params, layer_filter, library, no_layers
 from harness_plugins.methods.quantization.common import TORCHAO, linear_layers, quant_info
 
 

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.api import Method, NoParams
-from harness.toolkit import count_params, library
-from harness_plugins.methods.layers import layer_filter, no_layers
+from harness.toolkit import count_params, layer_filter, library, no_layers
 from harness_plugins.methods.quantization.common import (
     TORCHAO,
     int4_config,

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.api import Method
-from harness.toolkit import OMIT_AT_DEFAULT, count_params
-from harness_plugins.methods.layers import target_layers
+from harness.toolkit import OMIT_AT_DEFAULT, count_params, target_layers
 from harness_plugins.methods.pruning.common import sparsity_info
 
 

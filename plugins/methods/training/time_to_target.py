@@ -12,7 +12,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness_plugins.methods.layers import fresh_copy
+from harness.toolkit import fresh_copy
 
 
 def check_target_params(params: Any) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.toolkit import cache_dir, python_command
+from harness.toolkit import cache_dir, exclusive, python_command
 
 
 @dataclass(frozen=True)
@@ -109,15 +109,17 @@ def cached_path(ref: str) -> Path:
 
 
 def train_to_cache(ref: str) -> Path:
-    """Train ``ref`` and store its weights atomically (parallel runs never read half a file)."""
+    """Train ``ref`` and store its weights atomically (parallel runs never read half a
+    file); parallel processes wait on a lock instead of training it twice."""
     import torch
 
     path = cached_path(ref)
-    model = train(MODELS[ref])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    with exclusive(path):
+        if not path.exists():
+            model = train(MODELS[ref])
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save(model.state_dict(), tmp)
+            os.replace(tmp, path)
     return path
 
 

@@ -8,7 +8,6 @@ through the ``hf`` source like any other Hugging Face directory.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import inspect
 import os
@@ -132,10 +131,10 @@ def train(recipe: LMRecipe) -> tuple[Any, Any]:
 
 def train_to_cache(ref: str) -> Path:
     """Train ``ref`` and save it; parallel runs wait on a lock instead of training twice."""
+    from harness.toolkit import exclusive
+
     final = cached_dir(ref)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(final):
         if not final.is_dir():
             model, tokenizer = train(MODELS[ref])
             tmp = final.with_name(final.name + f".tmp{os.getpid()}")

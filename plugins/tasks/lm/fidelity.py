@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import harness_plugins.tasks.lm.fidelity_modes as modes
+import harness_plugins.tasks.lm.pooling as pooling
 from harness.api import TaskKind
 from harness.toolkit import OMIT_AT_DEFAULT
-from harness_plugins.tasks.lm import fidelity_modes as modes
-from harness_plugins.tasks.lm import pooling
 from harness_plugins.tasks.lm.text_task import TextKeys, TextTask, missing_file
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import harness_plugins.tasks.lm.pooling as pooling
 from harness.api import Outcomes
-from harness_plugins.tasks.lm import pooling
 
 MODES = ("auto", "causal-lm", "masked-lm", "classifier", "encoder")
 DISTRIBUTION_MODES = ("causal-lm", "masked-lm", "classifier")

@@ -192,6 +192,7 @@ class LMEvalData(TextTask):
 class LMEval(TaskKind):
     name = "lm-eval"
     preload = ("transformers.modeling_utils", "lm_eval.evaluator", "lm_eval.models.huggingface")
+    requires = ("lm_eval",)
     description = "an lm-evaluation-harness task (by name, or local YAML via include_path) on the model in memory"
     Config = LMEvalConfig
 

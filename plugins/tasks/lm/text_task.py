@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.api import PreparedTask
+from harness.api import PreparedTask, Skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +83,14 @@ class TextTask(PreparedTask):
         return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
 
     def train_batches(self, batch_size: int, seed: int):
+        """Windows of the text as (input ids, the same ids) for next-token prediction, which
+        only a causal LM does: any other model skips the method that trains."""
+        if not self.causal:
+            raise Skip("training on an LM task's text is next-token prediction, which needs a causal LM, and this "
+                       "model is not one (a classifier trains on the labels of a text-classification task)")
+        return self._next_token_batches(batch_size, seed)
+
+    def _next_token_batches(self, batch_size: int, seed: int):
         import torch
 
         rows = self.windows()
