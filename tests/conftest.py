@@ -22,6 +22,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist each worker computes in one torch thread: two workers on two cores,
+    each spinning two OpenMP threads over tiny matrices, run 3-4x slower than one each
+    (the harness's own runs set their threads themselves, in their own processes)."""
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked vision run where torchvision is installed (.venv-vision: make test);
     elsewhere they are deselected, not skipped."""

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 torch = pytest.importorskip("torch")
-mtq = pytest.importorskip("modelopt.torch.quantization")
+pytest.importorskip("modelopt")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,6 +58,8 @@ def method_and_params(table: dict[str, Any]) -> tuple[Any, Any]:
 def directly(model: Any, task: Any, config: str) -> Any:
     """ModelOpt's own recipe: mtq.quantize with the preset and a forward loop over the
     calibration data (the adapter's defaults: 128 samples in batches of 16)."""
+    import modelopt.torch.quantization as mtq  # here, not at import: it takes seconds, paid by one worker only
+
     batches = task.calibration_batches(128, 16)
 
     def loop(m: Any) -> None:
