@@ -67,9 +67,17 @@ $(VISION_VENV)/.deps: pyproject.toml Makefile
 # The tests marked vision, run alone: in .venv-vision the LM and Ray test files would only skip.
 VISION_TESTS := tests/test_vision_sources.py
 
+# The vision tests run beside the rest (the rest leave a core idle while their runs wait on
+# timeouts and subprocesses); their output is printed when both are done. One torch thread
+# per test process: two or three processes on two cores, each spinning two OpenMP threads over
+# tiny matrices, run several times slower.
 test: $(VENV)/.test-deps $(VISION_VENV)/.deps
-	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not vision"
-	$(VISION_PY) -m pytest -q $(VISION_TESTS)
+	@OMP_NUM_THREADS=1 $(VISION_PY) -m pytest -q -p no:cacheprovider $(VISION_TESTS) \
+		> $(VISION_VENV)/last-test.log 2>&1 & vision=$$!; \
+	echo "$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m 'not vision'  (and, beside it, $(VISION_TESTS) in $(VISION_VENV))"; \
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not vision"; rest=$$?; \
+	wait $$vision; vision=$$?; echo "-- $(VISION_TESTS) in $(VISION_VENV):"; cat $(VISION_VENV)/last-test.log; \
+	test $$rest -eq 0 -a $$vision -eq 0
 
 test-vision: $(VISION_VENV)/.deps
 	$(VISION_PY) -m pytest -q $(VISION_TESTS)

@@ -27,6 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
     each spinning two OpenMP threads over tiny matrices, run 3-4x slower than one each
     (the harness's own runs set their threads themselves, in their own processes)."""
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # the runs' processes, whose threads a suite leaves to torch
         import torch
 
         torch.set_num_threads(1)
