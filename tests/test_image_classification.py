@@ -49,7 +49,8 @@ def direct(zoo, split: str = "test") -> dict[str, tuple[int, int]]:
     """{file: (label, prediction)} computed with transformers + PIL alone, in one batch."""
     import torch
     from PIL import Image
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers import AutoModelForImageClassification
+    from transformers.models.auto.image_processing_auto import AutoImageProcessor  # as plugins/sources/hf.py does
 
     where = zoo.path("vit")
     processor = AutoImageProcessor.from_pretrained(where)

@@ -120,7 +120,9 @@ def _dtype_kwarg() -> str:
 def _preprocessor(model: Any, where: str, common: dict[str, Any]) -> tuple[str, Any]:
     """(attribute, object): an image processor for models fed pixels, else the tokenizer."""
     if getattr(model, "main_input_name", "input_ids") == "pixel_values":
-        from transformers import AutoImageProcessor
+        # from its module: transformers 5.15-5.17 export the top-level name as needing
+        # torchvision, while the class falls back to the PIL processors without it
+        from transformers.models.auto.image_processing_auto import AutoImageProcessor
 
         return IMAGE_PROCESSOR_ATTR, AutoImageProcessor.from_pretrained(where, **common)
     from transformers import AutoTokenizer
