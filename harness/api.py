@@ -22,7 +22,7 @@ __all__ = ["Metric", "Outcomes", "aggregate", "Skip", "Method", "ModelSource", "
            "Runtime", "Executor", "Reporter", "RunContext", "NoParams"]
 
 UNRESOLVED = "unresolved until prepared"  # a ModelSource.fingerprint known only after prepare
-FAMILIES = ("none", "quantization", "pruning", "sparsity", "distillation", "training")
+FAMILIES = ("none", "quantization", "pruning", "sparsity", "distillation", "training")  # the built-ins'; or your own
 NEEDS = ("calibration", "training", "teacher")
 
 

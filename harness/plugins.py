@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import importlib.metadata as md
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -42,8 +43,9 @@ def _method_check(cls: type) -> str | None:
     problem = _schema_check("Params")(cls)
     if problem:
         return problem
-    if cls.family not in api.FAMILIES:
-        return f"{cls.__name__}.family {cls.family!r} is not one of {', '.join(api.FAMILIES)}"
+    if not isinstance(cls.family, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", cls.family):  # "low-rank": a word
+        return (f"{cls.__name__}.family {cls.family!r} must be a lowercase word such as "
+                f"{', '.join(api.FAMILIES[1:])} (or one of your own, e.g. 'low-rank')")
     bad = [n for n in cls.needs if n not in api.NEEDS]
     if bad:
         return f"{cls.__name__}.needs has unknown {bad}; valid: {', '.join(api.NEEDS)}"

@@ -50,7 +50,9 @@ def direct(zoo, split: str = "test") -> dict[str, tuple[int, int]]:
     import torch
     from PIL import Image
     from transformers import AutoModelForImageClassification
-    from transformers.models.auto.image_processing_auto import AutoImageProcessor  # as plugins/sources/hf.py does
+    from transformers.models.auto.image_processing_auto import (
+        AutoImageProcessor,  # as plugins/sources/hf.py does
+    )
 
     where = zoo.path("vit")
     processor = AutoImageProcessor.from_pretrained(where)

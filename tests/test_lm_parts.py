@@ -124,6 +124,20 @@ def test_fidelity_on_a_digits_classifier(tmp_path: Path, model_cache: Path) -> N
     assert task.example_input(4).shape[0] == 4
 
 
+def test_a_text_task_on_a_model_without_a_tokenizer_skips_saying_how_to_pair_them(tmp_path: Path,
+                                                                                  model_cache: Path) -> None:
+    """A text fidelity task applies to every model of its suite unless it names some: on
+    the digits MLP it skips with the fix (it raised AttributeError: no name_or_path)."""
+    from harness.api import Skip
+    from harness_plugins.sources.builtin import digits
+    from harness_plugins.tasks.lm.fidelity import FidelityConfig, FidelityData
+
+    (tmp_path / "text.txt").write_text("a few words of text\n" * 20)
+    task = FidelityData(FidelityConfig(text="text.txt"), _ctx(tmp_path))
+    with pytest.raises(Skip, match=r"this model \(DigitsMLP\) has none .*give the task models = \[...\]"):
+        task.before_compression(digits.load_trained("digits-mlp"))
+
+
 def test_magnitude_pruning_on_the_lm_leaves_head_and_embeddings(tmp_path: Path, model_cache: Path) -> None:
     from harness_plugins.methods.pruning.magnitude import Magnitude, MagnitudeParams
     from harness_plugins.sources.builtin import world_lm

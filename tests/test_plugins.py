@@ -50,6 +50,16 @@ def test_broken_plugins_are_listed_as_broken(module: str, fragment: str, monkeyp
     assert registry.get("method", "baseline").plugin.name == "core"  # built-ins unaffected
 
 
+def test_a_method_may_name_a_family_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
+    registry = load_plugins(extra=["own_family"])
+    assert registry.lookup("method", "test.low-rank").family == "low-rank"
+    plugin = next(p for p in registry.plugins if p.name == "own_family")
+    assert plugin.status == "broken" and plugin.errors[0].endswith(
+        "Spaced.family 'Low Rank' must be a lowercase word such as quantization, pruning, sparsity, distillation, "
+        "training (or one of your own, e.g. 'low-rank')")
+
+
 def test_disable_plugins_blocks_by_name() -> None:
     registry = load_plugins(disabled={"pruning"}, extra=[])
     assert registry.get("method", "prune.magnitude") is None

@@ -74,6 +74,11 @@ def offline() -> bool:
 def tokenizer_of(model: Any) -> Any:
     """The tokenizer loaded with ``model`` (re-read from its directory if a method dropped it)."""
     tok = getattr(model, TOKENIZER_ATTR, None)
+    if tok is None and not getattr(model, "name_or_path", None):
+        from harness.api import Skip
+
+        raise Skip(f"this task reads text through the model's tokenizer, and this model ({type(model).__name__}) has "
+                   "none (transformers models have one): give the task models = [...] to pair it with text models only")
     if tok is None:
         from transformers import AutoTokenizer
 
