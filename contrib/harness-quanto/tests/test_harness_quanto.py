@@ -6,6 +6,7 @@ profiler saw."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,7 +17,8 @@ from typing import Any
 
 import pytest
 
-quanto = pytest.importorskip("optimum.quanto")
+if importlib.util.find_spec("optimum") is None:  # found, not imported: its import takes seconds at collection
+    pytest.skip("optimum-quanto is not installed", allow_module_level=True)
 torch = pytest.importorskip("torch")
 
 
@@ -70,6 +72,8 @@ def through_harness(model: Any, task: Any, table: dict[str, Any], tmp_path: Path
 
 def directly(model: Any, task: Any, table: dict[str, Any]) -> Any:
     """quanto's README recipe: quantize, calibrate (activations only), freeze."""
+    import optimum.quanto as quanto
+
     model = copy.deepcopy(model)
     activations = table.get("activations")
     quanto.quantize(model, weights=quanto.qtypes[table["weights"]],
@@ -102,7 +106,7 @@ def test_the_same_settings_give_the_same_model_as_quanto_directly(case: str, mlp
     assert task.evaluate(ours)["accuracy"] == accuracy(theirs, task)
     # what it reports is what quanto stored: 3 QLinear layers, their quantized weights' bytes
     assert info["quantized_layers"] == {"QLinear": 3} and info["left_float"] == []
-    weights = {name: m.weight for name, m in theirs.named_modules() if isinstance(m, quanto.QLinear)}
+    weights = {name: m.weight for name, m in theirs.named_modules() if type(m).__name__ == "QLinear"}
     if case == "int4-weights":  # 64 inputs: per channel; 256: groups of 128, packed two to a byte
         assert info["weight_groups"] == ["groups of 128", "per output channel"]
         assert info["layers_outside_inference_mode"] == 3
