@@ -288,3 +288,32 @@ def test_without_matplotlib_the_report_has_no_plots_but_says_why(tmp_path: Path,
     proc = cli("report", str(root / "demo"), "-o", str(tmp_path / "out"))
     assert proc.returncode == 0 and "pip install 'compression-harness[report]'" in proc.stderr
     assert "<svg" not in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_methods_named_scheme_and_toolkit_get_a_table_by_scheme(tmp_path: Path) -> None:
+    """suites/toolkits.toml's naming (<scheme>:<toolkit>): a row per scheme, a column per
+    toolkit, each cell what that run kept, weighed and ran; skipped runs say so; a suite
+    without such names gets no such table (the demo report above)."""
+    rows = [make_row("baseline", info={"kernels": "real"}),
+            make_row("int8-weights:nncf", accuracy=0.95, size_mb=0.25, latency_ms=0.2,
+                     info={"bits_per_weight": 8, "kernels": "simulated (decompressed)"}),
+            make_row("int8-weights:quanto", accuracy=0.94, size_mb=0.26, latency_ms=0.05),
+            make_row("int4-weights:quanto", accuracy=0.93, size_mb=0.14),
+            make_row("int4-weights:llmcompressor", status="skipped", error="llmcompressor.oneshot: not a transformers model")]
+    rows[1]["metrics"]["kernels"], rows[2]["metrics"]["kernels"] = "simulated", "real"  # as the profiler found
+    root = write_results(tmp_path / "results", rows)
+    assert cli("report", str(root), "-o", str(tmp_path / "out")).returncode == 0
+    html = (tmp_path / "out" / "report.html").read_text()
+    table = next(t for t in tables_of(html) if t[0][0] == "scheme")
+    assert table[0] == ["scheme", "nncf", "quanto", "llmcompressor"]
+    by_scheme = {row[0]: row[1:] for row in table[1:]}
+    assert set(by_scheme) == {"int8-weights", "int4-weights"}
+    assert by_scheme["int8-weights"][0].startswith("kept ×1.000 (yes)0.25 MB") and "simulated" in by_scheme["int8-weights"][0]
+    assert by_scheme["int8-weights"][1].startswith("kept ×0.989") and by_scheme["int8-weights"][1].endswith("real")
+    assert by_scheme["int4-weights"] == ["", by_scheme["int4-weights"][1], "skipped"]
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "| int4-weights |  | kept ×0.979" in markdown and "| skipped |" in markdown
+
+
+def test_a_report_without_scheme_names_has_no_scheme_table(report: Path) -> None:
+    assert "By scheme" not in (report / "report.html").read_text()

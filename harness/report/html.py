@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from harness.report.columns import Column
+from harness.report.schemes import CAPTION
 from harness.report.ship import Advice
 from harness.report.summary import Header, Machine, MethodRow, seconds
 from harness.report.tables import NARROW_HIDDEN, Group, Table
@@ -114,6 +115,12 @@ def _group(group: Group, anchor: str, svg: str | None, with_suite: bool) -> list
     if not group.rows:
         return parts + ['<p>No run of this model and task finished ok; see <a href="#unfinished">below</a>.</p>']
     parts.append(_table(group.table, curated=True))
+    if group.schemes is not None:
+        head = "".join(f'<th class="t">{escape(w)}</th>' for w in group.schemes.who)
+        body = "".join("<tr>" + _td(escape(scheme), "t name") + "".join(_td("<br>".join(map(escape, c.split(" · "))), "t") for c in cells) + "</tr>"
+                       for scheme, cells in group.schemes.rows)
+        parts.append(f'<h4>By scheme</h4><p class="note">{escape(CAPTION)}</p><div class="scroll"><table><thead><tr>'
+                     f'<th class="t">scheme</th>{head}</tr></thead><tbody>{body}</tbody></table></div>')
     if group.full is not None and len(group.full.columns) > len(group.columns):
         parts.append(f"<details><summary>All {len(group.full.columns)} columns (also in "
                      f"<code>leaderboard.csv</code>)</summary>{_table(group.full, curated=False)}</details>")

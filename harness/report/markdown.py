@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from html import escape
 
+from harness.report.schemes import CAPTION
 from harness.report.ship import Advice
 from harness.report.summary import Header, Machine, MethodRow, seconds
 from harness.report.tables import Group
@@ -39,6 +40,9 @@ def _group(group: Group, svg_file: str | None, with_suite: bool) -> list[str]:
     rows = [[md(c.text) + (md(c.mark) if c.mark else "") for c in row] for row in group.rows]
     right = {i for i, c in enumerate(group.columns) if c.kind != "text"}
     lines += _table(head, rows, right)
+    if group.schemes is not None:
+        lines += ["By scheme. " + md(CAPTION), ""]
+        lines += _table(["scheme", *map(md, group.schemes.who)], [[md(s), *map(md, cells)] for s, cells in group.schemes.rows])
     if group.full is not None and len(group.full.columns) > len(group.columns):
         lines += [f"Every column ({len(group.full.columns)}): `leaderboard.csv`, `leaderboard.md`.", ""]
     if svg_file:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.report.columns import BY_KEY, COLUMNS, Column, cell, marker, numbers, with_data
+from harness.report.schemes import SchemeTable, scheme_table
 from harness.report.summary import cell_title
 from harness.result import RunResult
 
@@ -57,6 +58,7 @@ class Group:
     frame: Any  # this group's rows of the leaderboard frame (every status)
     gate: float | None
     full: Table | None = None  # every column with data
+    schemes: SchemeTable | None = None  # methods named <scheme>:<toolkit>, side by side
 
     def title(self, with_suite: bool) -> str:
         return (f"{self.suite} · " if with_suite else "") + f"{self.model} · {self.task}"
@@ -106,5 +108,5 @@ def groups(frame: Any, by_run: dict[str, RunResult]) -> list[Group]:
         records = ok.to_dict("records")
         full = Table(present, _table(records, present, by_run))
         out.append(Group(str(suite), str(model), str(task), curated, _table(records, curated, by_run), part, gate,
-                         full))
+                         full, scheme_table(part)))
     return out
