@@ -259,7 +259,7 @@ def _figures(model: Any, examples: dict[int, Any], latency: dict[str, Any], devi
     if peaks is None:
         _all_absent(unprobed, f, ("peak_gflop_per_s", "peak_gb_per_s", "bound", "roofline_share"))
     else:
-        _peak_figures(f, per[str(b)], peaks, kind, b)
+        _peak_figures(f, per[str(b)], peaks, kind, b, runtime=source is not None)
     per = {n: {k: v for k, v in row.items() if k != "peak_how"} for n, row in per.items()}  # said once, above
     f.measured("roofline", {"batch": b, "overhead_below": OVERHEAD_SHARE, "batches": per,
                             "peaks": peaks.to_dict() if peaks else None},
@@ -267,9 +267,11 @@ def _figures(model: Any, examples: dict[int, Any], latency: dict[str, Any], devi
     return f
 
 
-def _peak_figures(f: Figures, row: dict[str, Any], peaks: Any, kind: str, b: int) -> None:
+def _peak_figures(f: Figures, row: dict[str, Any], peaks: Any, kind: str, b: int, runtime: bool = False) -> None:
     """The peaks, the bound and the share of the roofline at batch ``b`` (``kind``: the
-    bytes' provenance, measured or estimated, which the bound and share inherit)."""
+    bytes' provenance, measured or estimated, which the bound and share inherit). A run
+    faster than the probed peaks allow (another runtime's int8 kernels against torch's
+    GEMM) has no share and no bound, with why."""
     where = (f"probed once per machine in {peaks.probe_s:.2f} s" + (f" (cached: {peaks.cached})" if peaks.cached else "")
              + (f"; probed while the machine was busy (load {peaks.load_average}): may be low" if peaks.busy else ""))
     if peaks.bytes_per_s:
@@ -286,9 +288,17 @@ def _peak_figures(f: Figures, row: dict[str, Any], peaks: Any, kind: str, b: int
         _all_absent(row["why"], f, ("bound", "roofline_share"))
         return
     cache = ""
-    if row["share"] > 1 and peaks.cache_bytes and row["bytes"] <= peaks.cache_bytes:
+    if row["share"] > 1 and peaks.cache_bytes and row["bytes"] <= peaks.cache_bytes and \
+            row["flops"] / row["seconds"] <= row["peak_gflop_per_s"] * 1e9:
         cache = (f"; above 1: the {row['bytes']:,} B a call moves fit in the {peaks.cache_bytes:,} B cache, "
                  "so memory's roofline (probed beyond the cache) does not bind")
+    elif row["share"] > 1:  # faster than the probed GEMM: its peak is no roof here, and no share can be given
+        _all_absent(f"{kind}: the {row['flops'] / row['seconds'] / 1e9:,.3g} GFLOP/s reached at batch {b} are above "
+                    f"the {row['attainable_gflop_per_s']:,.3g} GFLOP/s the probed peaks allow ({row['peak_how']}): "
+                    + ("this runtime's kernels (e.g. its int8 ones) beat the probe's, torch's own GEMM, "
+                       if runtime else "the kernels that ran beat the probe's GEMM, ")
+                    + "so the probe is not this run's roof", f, ("bound", "roofline_share"))
+        return
     f.put("roofline_share", row["share"], f"{kind}: achieved / min(peak, intensity × peak bytes/s) at batch {b} = "
           f"{row['flops'] / row['seconds'] / 1e9:,.3g} / {row['attainable_gflop_per_s']:,.3g} GFLOP/s{cache}")
     f.put("bound", row["bound"], f"{kind}: intensity {row['intensity']:.3g} FLOP/B vs ridge {row['ridge']:.3g} FLOP/B, "
