@@ -293,11 +293,14 @@ def _peak_figures(f: Figures, row: dict[str, Any], peaks: Any, kind: str, b: int
         cache = (f"; above 1: the {row['bytes']:,} B a call moves fit in the {peaks.cache_bytes:,} B cache, "
                  "so memory's roofline (probed beyond the cache) does not bind")
     elif row["share"] > 1:  # faster than the probed GEMM: its peak is no roof here, and no share can be given
+        int8 = peaks.flops.get("int8")
+        lower = f" (int8's probed peak here: {int8 / 1e9:,.4g} GFLOP/s)" if int8 else ""
         _all_absent(f"{kind}: the {row['flops'] / row['seconds'] / 1e9:,.3g} GFLOP/s reached at batch {b} are above "
                     f"the {row['attainable_gflop_per_s']:,.3g} GFLOP/s the probed peaks allow ({row['peak_how']}): "
-                    + ("this runtime's kernels (e.g. its int8 ones) beat the probe's, torch's own GEMM, "
+                    + (f"the FLOPs are counted on the torch model it was exported from, in its dtypes, while this "
+                       f"runtime ran them in lower precision{lower} or with faster kernels than torch's GEMM, "
                        if runtime else "the kernels that ran beat the probe's GEMM, ")
-                    + "so the probe is not this run's roof", f, ("bound", "roofline_share"))
+                    + "so no share of that roof is given", f, ("bound", "roofline_share"))
         return
     f.put("roofline_share", row["share"], f"{kind}: achieved / min(peak, intensity × peak bytes/s) at batch {b} = "
           f"{row['flops'] / row['seconds'] / 1e9:,.3g} / {row['attainable_gflop_per_s']:,.3g} GFLOP/s{cache}")
