@@ -75,6 +75,18 @@ class Peaks:
         return total / seconds, "; ".join(parts)
 
 
+    def beyond(self, achieved: float, attainable: float, how: str, runtime: bool) -> str:
+        """Why a run that reached ``achieved`` FLOP/s, above the ``attainable`` its peaks
+        allow, has no share of that roofline (``runtime``: another runtime ran it)."""
+        int8 = self.flops.get("int8")
+        lower = f" (int8's probed peak here: {int8 / 1e9:,.4g} GFLOP/s)" if int8 else ""
+        why = (f"the FLOPs are counted on the torch model it was exported from, in its dtypes, while this runtime ran "
+               f"them in lower precision{lower} or with faster kernels than torch's GEMM" if runtime
+               else "the kernels that ran beat the probe's GEMM")
+        return (f"the {achieved / 1e9:,.3g} GFLOP/s reached are above the {attainable / 1e9:,.3g} GFLOP/s the probed "
+                f"peaks allow ({how}): {why}, so no share of that roof is given")
+
+
 def machine_key(device: str) -> dict[str, Any]:
     """What the peaks depend on."""
     import torch

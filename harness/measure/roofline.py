@@ -268,10 +268,8 @@ def _figures(model: Any, examples: dict[int, Any], latency: dict[str, Any], devi
 
 
 def _peak_figures(f: Figures, row: dict[str, Any], peaks: Any, kind: str, b: int, runtime: bool = False) -> None:
-    """The peaks, the bound and the share of the roofline at batch ``b`` (``kind``: the
-    bytes' provenance, measured or estimated, which the bound and share inherit). A run
-    faster than the probed peaks allow (another runtime's int8 kernels against torch's
-    GEMM) has no share and no bound, with why."""
+    """The peaks, the bound and the share of the roofline at batch ``b`` (``kind``: the bytes'
+    provenance, which bound and share inherit; neither where :meth:`Peaks.beyond` says why)."""
     where = (f"probed once per machine in {peaks.probe_s:.2f} s" + (f" (cached: {peaks.cached})" if peaks.cached else "")
              + (f"; probed while the machine was busy (load {peaks.load_average}): may be low" if peaks.busy else ""))
     if peaks.bytes_per_s:
@@ -287,21 +285,14 @@ def _peak_figures(f: Figures, row: dict[str, Any], peaks: Any, kind: str, b: int
     if "share" not in row:
         _all_absent(row["why"], f, ("bound", "roofline_share"))
         return
-    cache = ""
-    if row["share"] > 1 and peaks.cache_bytes and row["bytes"] <= peaks.cache_bytes and \
-            row["flops"] / row["seconds"] <= row["peak_gflop_per_s"] * 1e9:
+    cache, achieved = "", row["flops"] / row["seconds"]
+    if row["share"] > 1 and (achieved > row["peak_gflop_per_s"] * 1e9 or row["bytes"] > (peaks.cache_bytes or 0)):
+        why = peaks.beyond(achieved, row["attainable_gflop_per_s"] * 1e9, row["peak_how"], runtime)
+        _all_absent(f"{kind}: {why} (at batch {b})", f, ("bound", "roofline_share"))
+        return
+    if row["share"] > 1:  # within the cache and below the compute peak
         cache = (f"; above 1: the {row['bytes']:,} B a call moves fit in the {peaks.cache_bytes:,} B cache, "
                  "so memory's roofline (probed beyond the cache) does not bind")
-    elif row["share"] > 1:  # faster than the probed GEMM: its peak is no roof here, and no share can be given
-        int8 = peaks.flops.get("int8")
-        lower = f" (int8's probed peak here: {int8 / 1e9:,.4g} GFLOP/s)" if int8 else ""
-        _all_absent(f"{kind}: the {row['flops'] / row['seconds'] / 1e9:,.3g} GFLOP/s reached at batch {b} are above "
-                    f"the {row['attainable_gflop_per_s']:,.3g} GFLOP/s the probed peaks allow ({row['peak_how']}): "
-                    + (f"the FLOPs are counted on the torch model it was exported from, in its dtypes, while this "
-                       f"runtime ran them in lower precision{lower} or with faster kernels than torch's GEMM, "
-                       if runtime else "the kernels that ran beat the probe's GEMM, ")
-                    + "so no share of that roof is given", f, ("bound", "roofline_share"))
-        return
     f.put("roofline_share", row["share"], f"{kind}: achieved / min(peak, intensity × peak bytes/s) at batch {b} = "
           f"{row['flops'] / row['seconds'] / 1e9:,.3g} / {row['attainable_gflop_per_s']:,.3g} GFLOP/s{cache}")
     f.put("bound", row["bound"], f"{kind}: intensity {row['intensity']:.3g} FLOP/B vs ridge {row['ridge']:.3g} FLOP/B, "
