@@ -57,15 +57,6 @@ class QuantizeParams:
             raise ValueError(f"momentum = {self.momentum} must be in [0, 1)")
 
 
-def _without_inference_mode(forward: Any, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    import torch
-
-    if not torch.is_inference_mode_enabled():
-        return forward(module, *args, **kwargs)
-    with torch.inference_mode(False), torch.no_grad():
-        return forward(module, *args, **kwargs)
-
-
 def __getattr__(name: str) -> Any:
     """The subclasses are built on first use (so that importing this plugin does not
     import quanto, which takes seconds) and are importable by name: a stored artifact
@@ -76,7 +67,12 @@ def __getattr__(name: str) -> Any:
         base = QLinear if name == "QLinearNoInferenceMode" else QConv2d
 
         def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return _without_inference_mode(base.forward, self, args, kwargs)
+            import torch
+
+            if not torch.is_inference_mode_enabled():
+                return base.forward(self, *args, **kwargs)
+            with torch.inference_mode(False), torch.no_grad():
+                return base.forward(self, *args, **kwargs)
 
         cls = type(name, (base,), {"forward": forward, "__module__": __name__, "__qualname__": name,
                                    "__doc__": f"quanto's {base.__name__} with 2/4-bit weights, run outside torch.inference_mode"})
