@@ -22,7 +22,7 @@ def _number(value: Any) -> float | None:
 
 
 def cell(record: dict[str, Any]) -> str:
-    """``kept ×0.998 (yes) · 1.24 MB · ×0.90 · simulated``; a run that did not finish ok: its status."""
+    """``kept ×0.998 (yes) · 1.24 MB · speed ×0.90 · simulated``; a run that did not finish ok: its status."""
     if record.get("status") != "ok":
         return str(record.get("status"))
     parts = []
