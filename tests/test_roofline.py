@@ -327,3 +327,37 @@ def test_a_run_faster_than_the_probed_peak_has_no_share_and_says_why(monkeypatch
     monkeypatch.setattr(peaks, "machine_peaks", lambda device: in_cache)
     cached = roofline.roofline_figures(model, examples, {"64": {"p50_ms": flops / 50e9 * 1e3}}, "cpu")
     assert cached.metrics["roofline_share"] > 1 and "fit in the" in cached.provenance["roofline_share"]
+
+
+def test_a_runtime_that_ran_every_compute_op_in_int8_is_placed_against_the_int8_peak(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the runtime reports it ran decides the dtype its FLOPs count in: all int8
+    (OpenVINO's u8 precisions, ONNX Runtime's QLinear/integer ops) at int8's peak; a float
+    op among them, or an int4 one, leaves the torch model's dtypes."""
+    import torch
+
+    from harness.measure import peaks, roofline
+    from harness.measure.kernels import runtime_dtype
+
+    model, examples = digits_mlp(), {64: torch.randn(64, 64)}
+    flops = linear_flops(model) * 64
+
+    class Runtime:
+        source, weight_bytes, ran = model, None, ["Convolution:u8", "FullyConnected:u8", "Reorder:f32"]
+
+        def kernels(self) -> list[str]:
+            return self.ran
+
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:
+            return model(x)
+
+    monkeypatch.setattr(peaks, "machine_peaks", lambda device: fake_peaks(bytes_per_s=1e12, int8=1e12))
+    runtime = Runtime()
+    f = roofline.roofline_figures(runtime, examples, {"64": {"p50_ms": flops / 400e9 * 1e3}}, "cpu")
+    assert f.metrics["peak_gflop_per_s"] == 1000 and f.metrics["roofline_share"] == pytest.approx(0.4)
+    assert "counted as int8: every compute op the runtime reported ran in int8 (Convolution:u8, FullyConnected:u8)" \
+        in f.provenance["flops"]
+    assert runtime_dtype(SimpleNamespace(kernels=lambda: ["QLinearConv", "QGemm"]))[0] == "int8"
+    assert runtime_dtype(SimpleNamespace(kernels=lambda: ["QGemm", "MatMul"])) == (None, "")  # a float MatMul too
+    assert runtime_dtype(SimpleNamespace(kernels=lambda: ["MatMulNBits"])) == (None, "")  # int4: no int8 peak
+    assert runtime_dtype(SimpleNamespace(kernels=lambda: None)) == (None, "")

@@ -101,6 +101,20 @@ def runtime_kind(name: str) -> str | None:
     return LOW if precision in LOW_PRECISIONS else HALF if precision in HALF_PRECISIONS else FLOAT
 
 
+def runtime_dtype(model: Any) -> tuple[str | None, str]:
+    """("int8", how) where every compute op another runtime reports for its last calls ran in
+    int8 (ONNX Runtime's integer and QLinear ops, OpenVINO's i8/u8 precisions), else (None, "")."""
+    names = model.kernels() if callable(getattr(model, "kernels", None)) else None
+    compute = [name for name in dict.fromkeys(names or []) if runtime_kind(name)]
+    int8 = [name for name in compute if (name.partition(":")[2].lower() in {"i8", "u8"} if ":" in name else
+                                         name in RUNTIME_LOW - {"MatMulNBits", "MatMulBnb4", "MatMulFpQ4"}
+                                         or name.startswith(RUNTIME_LOW_PREFIXES))]
+    if not compute or len(int8) < len(compute):
+        return None, ""
+    return "int8", (f"; counted as int8: every compute op the runtime reported ran in int8 ({', '.join(int8[:4])}"
+                    f"{', …' if len(int8) > 4 else ''})")
+
+
 def torch_kernels(events: Iterable[Any]) -> tuple[list[tuple[str, str]], int]:
     """(label, kind) of the compute kernels among profiler ``events`` (innermost CPU ops,
     and device kernels whose names tell), and how many distinct names ran in all."""

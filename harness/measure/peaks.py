@@ -29,6 +29,7 @@ from harness.machine import usable_cores
 from harness.process import exclusive
 
 DTYPES = ("float32", "bfloat16", "float16", "int8")
+OVERHEAD_SHARE = 0.10  # below 10 % of its roofline, > 90 % of a call is time no peak explains
 PROBE_S = 0.05  # timing windows per matrix size
 WINDOW_S = 0.01  # calls per window: enough that the timer and the launch gaps vanish
 SIZES = {"cpu": (128, 256, 512, 1024), "cuda": (1024, 2048, 4096, 8192)}
@@ -85,6 +86,23 @@ class Peaks:
                else "the kernels that ran beat the probe's GEMM")
         return (f"the {achieved / 1e9:,.3g} GFLOP/s reached are above the {attainable / 1e9:,.3g} GFLOP/s the probed "
                 f"peaks allow ({how}): {why}, so no share of that roof is given")
+
+
+def place(flops: int, nbytes: int, seconds: float, by_dtype: dict[str, int], peaks: Any) -> dict[str, Any]:
+    """One call on the roofline: intensity, the attainable FLOP/s, the share reached and
+    the bound (only what the peaks allow: without them, or a memory or GEMM peak, ``why``)."""
+    row: dict[str, Any] = {"flops": flops, "bytes": nbytes, "seconds": seconds, "flops_by_dtype": dict(by_dtype),
+                           "intensity": flops / nbytes}
+    peak, row["peak_how"] = peaks.for_mix(by_dtype) if flops and peaks else (None, "no FLOPs or no peaks")
+    if peak is None or not peaks.bytes_per_s:
+        row["why"] = row["peak_how"] if peak is None else peaks.notes.get("memory", "no memory peak")
+        return row
+    attainable = min(peak, row["intensity"] * peaks.bytes_per_s)
+    row.update(peak_gflop_per_s=peak / 1e9, ridge=peak / peaks.bytes_per_s, attainable_gflop_per_s=attainable / 1e9,
+               share=flops / seconds / attainable)
+    row["bound"] = "overhead" if row["share"] < OVERHEAD_SHARE else \
+        "compute" if row["intensity"] >= row["ridge"] else "memory"
+    return row
 
 
 def machine_key(device: str) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from typing import Any
 
 from harness.measure import model_stats
 from harness.measure.figures import Figures
+from harness.measure.peaks import OVERHEAD_SHARE
 
-OVERHEAD_SHARE = 0.10  # below 10 % of its roofline, > 90 % of a call is time no peak explains
 KEYS = ("flops", "bytes_moved", "gflop_per_s", "gb_per_s", "arithmetic_intensity", "peak_gflop_per_s",
         "peak_gb_per_s", "bound", "roofline_share", "roofline")
 INT8 = {"int8", "uint8", "qint8", "quint8"}
@@ -177,23 +177,6 @@ def weight_traffic(model: Any, torch_model: Any) -> tuple[int, str]:
     return total - gathered, f"measured: {how}"
 
 
-def place(flops: int, nbytes: int, seconds: float, by_dtype: dict[str, int], peaks: Any) -> dict[str, Any]:
-    """One call on the roofline: intensity, the attainable FLOP/s, the share reached and
-    the bound (only what the peaks allow: without them, or a memory or GEMM peak, ``why``)."""
-    row: dict[str, Any] = {"flops": flops, "bytes": nbytes, "seconds": seconds, "flops_by_dtype": dict(by_dtype),
-                           "intensity": flops / nbytes}
-    peak, row["peak_how"] = peaks.for_mix(by_dtype) if flops and peaks else (None, "no FLOPs or no peaks")
-    if peak is None or not peaks.bytes_per_s:
-        row["why"] = row["peak_how"] if peak is None else peaks.notes.get("memory", "no memory peak")
-        return row
-    attainable = min(peak, row["intensity"] * peaks.bytes_per_s)
-    row.update(peak_gflop_per_s=peak / 1e9, ridge=peak / peaks.bytes_per_s, attainable_gflop_per_s=attainable / 1e9,
-               share=flops / seconds / attainable)
-    row["bound"] = "overhead" if row["share"] < OVERHEAD_SHARE else \
-        "compute" if row["intensity"] >= row["ridge"] else "memory"
-    return row
-
-
 def roofline_figures(model: Any, examples: dict[int, Any], latency: dict[str, Any] | None, device: str,
                      compile_mode: str = "none", absent: str = "") -> Figures:
     """The roofline figures of ``model`` at its largest timed batch (the throughput
@@ -215,12 +198,16 @@ def _all_absent(why: str, f: Figures | None = None, keys: tuple[str, ...] = KEYS
 
 
 def _figures(model: Any, examples: dict[int, Any], latency: dict[str, Any], device: str, compile_mode: str) -> Figures:
-    from harness.measure.peaks import machine_peaks
+    from harness.measure.kernels import runtime_dtype
+    from harness.measure.peaks import machine_peaks, place
 
     source = getattr(model, "source", None)
     torch_model = model if source is None else source
     batches = [n for n in sorted(examples) if str(n) in latency]
     counts = {n: count_forward(torch_model, examples[n]) for n in batches}  # first: the probe must not fail them
+    ran, ran_how = runtime_dtype(model) if source is not None else (None, "")
+    for c in counts.values() if ran else ():  # the runtime's int8 ops count at int8's peak, not float32's
+        c.by_dtype = Counter({ran: c.flops})
     weights, weights_how = weight_traffic(model, torch_model)
     try:
         peaks = machine_peaks(device)
@@ -251,7 +238,7 @@ def _figures(model: Any, examples: dict[int, Any], latency: dict[str, Any], devi
                   f"{', …' if len(c.hooked) > 4 else ''}) counted by forward hooks as their float form "
                   "(Linear 2·in·out per row, Conv 2·out·in/groups·kernel)") if c.hooked else ""
         f.measured("flops", c.flops, f"torch.utils.flop_counter.FlopCounterMode over one forward {at}{hooked}"
-                   + ("; on the torch model the runtime was exported from" if source is not None else "") + ops)
+                   + ("; on the torch model the runtime was exported from" if source is not None else "") + ran_how + ops)
         f.measured("gflop_per_s", c.flops / seconds / 1e9, f"flops / p50 latency at batch {b} ({seconds * 1e3:.3g} ms)")
         f.put("arithmetic_intensity", c.flops / nbytes, f"{kind}: flops / bytes_moved")
     per = {str(n): place(counts[n].flops, weights + counts[n].input_bytes + counts[n].created_bytes,
