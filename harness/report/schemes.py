@@ -6,9 +6,10 @@ ModelOpt vs NNCF vs llm-compressor"."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from harness.report.columns import blank
 
 
 @dataclass
@@ -18,7 +19,7 @@ class SchemeTable:
 
 
 def _number(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return None if blank(value) else float(value)
 
 
 def cell(record: dict[str, Any]) -> str:
