@@ -6,11 +6,13 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -201,6 +203,72 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, su
     root, proc = once_per_session(tmp_path_factory, "tiny", lambda root: run_cli(
         "bench", str(write_suite(root, TINY_SUITE)), "--results", str(root / "results"), "--jobs", "2", cwd=root))
     return root, root / "suite.toml", proc
+
+
+# The one shared bench of misbehaving methods (tests/plugins/misbehave.py), warm workers, two
+# at a time: isolation (test_isolation.py), processes left behind, logs and temp dirs
+# (test_processes.py), and the warm half of the fork server's fault tests (test_forkserver.py).
+MISBEHAVING = """
+[[methods]]
+use = "test.raise"
+[[methods]]
+use = "test.segfault"
+[[methods]]
+use = "test.oom"
+[[methods]]
+use = "test.oom-killed"
+[[methods]]
+use = "test.os-exit"
+[[methods]]
+use = "test.leave-children"
+[[methods]]
+use = "test.chatty"
+[[methods]]
+use = "test.skip"
+[[methods]]
+use = "broken.method"
+[[methods]]
+name = "awq4"
+use = "quant.awq"
+params = { bits = 4 }
+[[methods]]
+use = "quant.int8-dynamic"
+"""
+MISBEHAVE_LOG_CAP = 64 << 10  # HARNESS_LOG_CAP_BYTES of that bench: test.chatty prints ~5 MB
+
+
+@pytest.fixture(scope="session")
+def misbehave_bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The shared misbehaving bench, run from a folder holding a ``torch.py`` that would shadow
+    torch in any child started with the current directory on its path (it writes ``imported``),
+    with a stale run dir of a dead driver in its ``$TMPDIR``. Its ``root`` holds ``results``,
+    ``pids`` (``child.pid``, ``daemon.pid``: what test.leave-children left) and ``hook.log``."""
+    def bench(root: Path) -> subprocess.CompletedProcess:
+        here, tmp, pids = root / "here", root / "tmp", root / "pids"
+        for folder in (here, tmp, pids):
+            folder.mkdir()
+        (here / "torch.py").write_text(
+            f"import sys\nwith open({str(root / 'imported')!r}, 'a') as fh:\n    fh.write(repr(sys.argv) + '\\n')\n")
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        stale = tmp / f"harness-runs-{os.getuid()}" / f"harness-run-{dead.pid}-stale"  # what a driver killed with -9 left
+        stale.mkdir(parents=True)
+        (stale / "spec.json").write_text("{}")
+        (root / "stale.txt").write_text(str(stale))
+        suite = digits_suite(root, "misbehave", suite="timeout_s = 120", methods=MISBEHAVING)
+        return run_cli("bench", str(suite), "--results", str(root / "results"), "--jobs", "2", cwd=here, env={
+            "HARNESS_PLUGINS": "misbehave,broken_import", "PYTHONPATH": str(ROOT / "tests" / "plugins"),
+            "MISBEHAVE_PID_DIR": str(pids), "MISBEHAVE_RESULT_LOG": str(root / "hook.log"), "TMPDIR": str(tmp),
+            "HARNESS_LOG_CAP_BYTES": str(MISBEHAVE_LOG_CAP)})
+
+    root, proc = once_per_session(tmp_path_factory, "misbehave", bench)
+    lines = (root / "results" / "misbehave" / "results.jsonl").read_text().splitlines()
+    pids = {p.stem: int(p.read_text()) for p in (root / "pids").glob("*.pid")}
+    yield {"root": root, "proc": proc, "rows": {r["method"]: r for r in map(json.loads, lines)}, "pids": pids,
+           "stale": Path((root / "stale.txt").read_text())}
+    for pid in pids.values():  # what a failing bench left behind
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

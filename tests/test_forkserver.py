@@ -1,7 +1,8 @@
 """Warm workers: runs forked from a fork server behave as fresh interpreters do. Crashes,
-exits, timeouts and left-behind children end the same way in both modes (the benches
-below run each way; HARNESS_WORKERS=cold picks cold); a server that cannot start, or dies,
-means cold runs; the server dies with its driver."""
+exits, timeouts and left-behind children end the same way in both modes (warm: the shared
+misbehaving bench of tests/conftest.py; cold: a fork server that cannot start, and
+HARNESS_WORKERS=cold for the timeouts); a server that cannot start, or dies, means cold runs;
+the server dies with its driver."""
 
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def test_the_server_counts_native_threads_and_refuses_to_fork_past_them() -> Non
 
 # -- end to end -----------------------------------------------------------------------------------
 
-MISBEHAVING = """
+COLD_CRASHES = """
     [[methods]]
     use = "test.raise"
     [[methods]]
@@ -146,30 +147,17 @@ MISBEHAVING = """
     [[methods]]
     use = "test.os-exit"
     [[methods]]
-    use = "test.fork-child"
-    [[methods]]
-    use = "test.setsid-child"
+    use = "test.leave-children"
 """
-
-
 COLD = "cold: fresh interpreter (HARNESS_WORKERS=cold)"
 BOTH_MODES = pytest.mark.parametrize("mode", [WARM, COLD], ids=["warm", "cold"])
 
 
-@pytest.mark.e2e
-@linux_only
-@BOTH_MODES
-def test_crashes_exits_and_left_children_end_alike_warm_and_cold(tmp_path: Path, mode: str) -> None:
-    pid_dir = tmp_path / "pids"
-    pid_dir.mkdir()
-    suite = digits_suite(tmp_path, "modes", suite="timeout_s = 120", methods=MISBEHAVING)
-    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), "--jobs", "2", "--only", "test.*",
-               env=PLUGIN_ENV | {"MISBEHAVE_PID_DIR": str(pid_dir), "HARNESS_WORKERS": mode.split(":")[0]})
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "runs start cold" not in proc.stderr
-    rows = rows_of(tmp_path / "results", "modes")
-    assert {r["env"].get("worker_mode") for r in rows.values() if r.get("env")} == {mode}
-    assert rows["test.fork-child"]["metrics"]["accuracy"] > 0.9  # an ok run (the model unchanged) as a baseline's
+def crashes_end_alike(rows: dict[str, dict], pids: list[int], mode: str) -> None:
+    """What each misbehaving run of ``rows`` ends as, in worker mode ``mode``."""
+    assert {r["env"].get("worker_mode") for name, r in rows.items() if name.startswith("test.") and r.get("env")} \
+        == {mode}
+    assert rows["test.leave-children"]["metrics"]["accuracy"] > 0.9  # an ok run (the model unchanged) as a baseline's
     assert "RuntimeError: this method always fails" in rows["test.raise"]["error"]
     segfault = rows["test.segfault"]
     assert segfault["status"] == "failed" and "SIGSEGV" in segfault["error"] and "about to crash" in segfault["error"]
@@ -177,10 +165,36 @@ def test_crashes_exits_and_left_children_end_alike_warm_and_cold(tmp_path: Path,
     assert "SIGKILL" in killed and "out of memory" in killed
     exited = rows["test.os-exit"]["error"]
     assert "exited with code 3 without writing a result" in exited and "leaving now" in exited
-    assert rows["test.fork-child"]["status"] == "ok" and rows["test.setsid-child"]["status"] == "ok"
-    pids = [int(p.read_text()) for p in pid_dir.glob("*.pid")]
+    assert rows["test.leave-children"]["status"] == "ok"
     assert len(pids) == 2
-    assert not ended_within(pids, 5), f"children of warm runs still running: {pids}"
+    assert not ended_within(pids, 5), f"children of the runs still running: {pids}"
+
+
+@pytest.mark.e2e
+@linux_only
+def test_crashes_exits_and_left_children_end_alike_in_warm_workers(misbehave_bench) -> None:
+    proc = misbehave_bench["proc"]
+    assert "runs start cold" not in proc.stderr
+    crashes_end_alike(misbehave_bench["rows"], list(misbehave_bench["pids"].values()), WARM)
+
+
+@pytest.mark.e2e
+@linux_only
+def test_a_server_that_cannot_start_means_cold_runs_one_warning_and_crashes_end_alike(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.warm import client
+
+    broken = lambda *args: [sys.executable, "-c", "import sys; print('no torch here'); sys.exit(3)"]  # noqa: E731
+    monkeypatch.setattr(client, "python_command", broken)
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    suite = digits_suite(tmp_path, "modes", suite="timeout_s = 120", methods=COLD_CRASHES)
+    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), "--jobs", "2", "--only", "test.*",
+               env=PLUGIN_ENV | {"MISBEHAVE_PID_DIR": str(pid_dir)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.count("runs start cold") == 1 and "no torch here" in proc.stderr  # one warning for all
+    crashes_end_alike(rows_of(tmp_path / "results", "modes"), [int(p.read_text()) for p in pid_dir.glob("*.pid")],
+                      "cold: fresh interpreter (the fork server failed to start: no torch here)")
 
 
 @pytest.mark.e2e
@@ -196,22 +210,6 @@ def test_a_hanging_run_is_killed_at_the_timeout_in_either_mode(tmp_path: Path, m
     assert row["status"] == "timeout"
     assert f"timeout_s = {timeout}" in row["error"] and "hanging now" in row["error"]
     assert timeout <= row["duration_s"] < 60  # killed at its timeout, not after (a hang guard, not a speed)
-
-
-@pytest.mark.e2e
-@linux_only
-def test_a_server_that_cannot_start_means_cold_runs_and_one_warning(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.warm import client
-
-    broken = lambda *args: [sys.executable, "-c", "import sys; print('no torch here'); sys.exit(3)"]  # noqa: E731
-    monkeypatch.setattr(client, "python_command", broken)
-    suite = digits_suite(tmp_path, "fallback", methods='[[methods]]\nuse = "prune.magnitude"\n')
-    proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), "--jobs", "2")  # one warning for both
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stderr.count("runs start cold") == 1 and "no torch here" in proc.stderr
-    modes = {r["env"]["worker_mode"] for r in rows_of(tmp_path / "results", "fallback").values()}
-    assert modes == {"cold: fresh interpreter (the fork server failed to start: no torch here)"}
 
 
 @pytest.mark.e2e

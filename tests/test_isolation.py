@@ -1,51 +1,19 @@
-"""A plugin that raises, crashes, hangs, runs out of memory or does not even import
-fails only its own run; the suite goes on."""
+"""A plugin that raises, crashes, runs out of memory or does not even import fails only its
+own run; the suite goes on (the shared misbehaving bench, tests/conftest.py)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from conftest import ROOT, cli, digits_suite, run_cli
+from conftest import cli
 
 pytestmark = pytest.mark.e2e  # runs `harness bench`
 
-PLUGIN_ENV = {"HARNESS_PLUGINS": "misbehave", "PYTHONPATH": str(ROOT / "tests" / "plugins")}
-# one bench serves the misbehaving methods, a plugin that fails to import, and a skip
-MERGED_ENV = PLUGIN_ENV | {"HARNESS_PLUGINS": "misbehave,broken_import"}
 
-
-def test_misbehaving_methods_become_rows_and_the_suite_goes_on(tmp_path: Path) -> None:
-    suite = digits_suite(tmp_path, "misbehave", suite="timeout_s = 120", methods="""
-        [[methods]]
-        use = "test.raise"
-        [[methods]]
-        use = "test.segfault"
-        [[methods]]
-        use = "test.oom"
-        [[methods]]
-        use = "test.oom-killed"
-        [[methods]]
-        use = "test.os-exit"
-        [[methods]]
-        use = "test.skip"
-        [[methods]]
-        use = "broken.method"
-        [[methods]]
-        name = "awq4"
-        use = "quant.awq"
-        params = { bits = 4 }
-        [[methods]]
-        use = "quant.int8-dynamic"
-    """)
-    log = tmp_path / "hook.log"
-    proc = run_cli("bench", str(suite), "--results", str(tmp_path / "results"), "--jobs", "2",
-                   env=MERGED_ENV | {"MISBEHAVE_RESULT_LOG": str(log)})
+def test_misbehaving_methods_become_rows_and_the_suite_goes_on(misbehave_bench) -> None:
+    proc, rows, root = misbehave_bench["proc"], misbehave_bench["rows"], misbehave_bench["root"]
+    log = root / "hook.log"
     assert proc.returncode == 1, proc.stderr  # failures are reported by the exit code
-    rows = {r["method"]: r for r in map(json.loads, (tmp_path / "results/misbehave/results.jsonl").read_text().splitlines())}
-
     assert rows["baseline"]["status"] == "ok"
     assert rows["quant.int8-dynamic"]["status"] == "ok"  # ran after all the failures
     assert rows["test.raise"]["status"] == "failed"
@@ -72,7 +40,7 @@ def test_misbehaving_methods_become_rows_and_the_suite_goes_on(tmp_path: Path) -
     # the harness_result hook saw every stored row
     assert sorted(log.read_text().split("\n")[:-1]) == sorted(f"{m} {r['status']}" for m, r in rows.items())
 
-    board = cli("leaderboard", str(tmp_path / "results/misbehave"))
+    board = cli("leaderboard", str(root / "results" / "misbehave"))
     assert board.returncode == 0
     assert "failed" in board.stdout and "skipped" in board.stdout
 

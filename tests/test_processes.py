@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, digits_suite, run_cli
+from conftest import MISBEHAVE_LOG_CAP
 
-PLUGIN_ENV = {"HARNESS_PLUGINS": "misbehave", "PYTHONPATH": str(ROOT / "tests" / "plugins")}
-LOG_CAP = 64 << 10  # HARNESS_LOG_CAP_BYTES for the bench below: test.chatty prints ~5 MB
 CUT = "bytes cut ...]"
 
 
@@ -47,86 +45,45 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def runs_root(tmp: Path) -> Path:
-    """Where the executor keeps run temp dirs when ``$TMPDIR`` is ``tmp``."""
-    return tmp / f"harness-runs-{os.getuid()}"
-
-
-# -- one bench: children left behind, a chatty run, a stale temp dir ------------------------
-
-@pytest.fixture(scope="module")
-def leftovers(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("leftovers")
-    pid_dir, tmp = root / "pids", root / "tmp"
-    pid_dir.mkdir()
-    stale = runs_root(tmp) / f"harness-run-{dead_pid()}-stale"  # what a driver killed with -9 left
-    stale.mkdir(parents=True)
-    (stale / "spec.json").write_text("{}")
-    suite = digits_suite(root, "leftovers", suite="timeout_s = 120", methods="""
-        [[methods]]
-        use = "test.fork-child"
-        [[methods]]
-        use = "test.setsid-child"
-        [[methods]]
-        use = "test.chatty"
-    """)
-    proc = run_cli("bench", str(suite), "--results", str(root / "results"), "--jobs", "2",
-                   env=PLUGIN_ENV | {"MISBEHAVE_PID_DIR": str(pid_dir), "TMPDIR": str(tmp),
-                                     "HARNESS_LOG_CAP_BYTES": str(LOG_CAP)})
-    results = root / "results" / "leftovers"
-    rows = {r["method"]: r for r in map(json.loads, (results / "results.jsonl").read_text().splitlines())}
-    pids = {p.stem: int(p.read_text()) for p in pid_dir.glob("*.pid")}
-    yield proc, rows, pids, results, stale
-    for pid in pids.values():  # what a failing run left behind
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-
+# -- the shared misbehaving bench (tests/conftest.py): children left behind, a chatty run, a
+# stale temp dir, a torch.py in the current directory ------------------------------------------
 
 @pytest.mark.e2e
-def test_children_and_daemons_of_a_method_end_with_its_run(leftovers) -> None:
-    proc, rows, pids, _, _ = leftovers
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert rows["test.fork-child"]["status"] == "ok" and rows["test.setsid-child"]["status"] == "ok"
-    assert set(pids) == {"test.fork-child", "test.setsid-child"}
+def test_children_and_daemons_of_a_method_end_with_its_run(misbehave_bench) -> None:
+    rows, pids = misbehave_bench["rows"], misbehave_bench["pids"]
+    assert rows["test.leave-children"]["status"] == "ok", rows["test.leave-children"].get("error")
+    assert set(pids) == {"child", "daemon"}
     assert not ended_within(list(pids.values()), 5), f"still running after the bench: {pids}"
 
 
 @pytest.mark.e2e
-def test_a_log_keeps_its_head_and_tail_within_the_cap(leftovers) -> None:
-    _, rows, _, results, _ = leftovers
+def test_a_log_keeps_its_head_and_tail_within_the_cap(misbehave_bench) -> None:
+    rows, results = misbehave_bench["rows"], misbehave_bench["root"] / "results" / "misbehave"
     assert rows["test.chatty"]["status"] == "ok"
     log = (results / "logs" / f"{rows['test.chatty']['run_id']}.log").read_bytes()
-    assert len(log) <= LOG_CAP + 100, len(log)
+    assert len(log) <= MISBEHAVE_LOG_CAP + 100, len(log)
     text = log.decode()
     assert CUT in text and "chatty 000000" in text
     assert text.rstrip().endswith("chatty: the last line")
     cut = int(text.split("[... ")[1].split(" bytes cut")[0])
-    assert cut > 5_000_000 - LOG_CAP  # what was cut is said, in bytes
+    assert cut > 5_000_000 - MISBEHAVE_LOG_CAP  # what was cut is said, in bytes
 
 
 @pytest.mark.e2e
-def test_a_stale_run_dir_of_a_dead_driver_is_removed(leftovers) -> None:
-    _, rows, _, _, stale = leftovers
-    assert rows["baseline"]["status"] == "ok"
+def test_a_stale_run_dir_of_a_dead_driver_is_removed(misbehave_bench) -> None:
+    stale = misbehave_bench["stale"]
+    assert misbehave_bench["rows"]["baseline"]["status"] == "ok"
     assert not stale.exists()
     assert not list(stale.parent.iterdir())  # and the runs' own dirs are gone too
 
 
-# -- the current directory --------------------------------------------------------------------
-
 @pytest.mark.e2e
-def test_modules_in_the_current_directory_are_not_imported_by_children(tmp_path: Path) -> None:
-    here, marker = tmp_path / "here", tmp_path / "imported"
-    here.mkdir()
-    # `python -m` puts the cwd first on sys.path: this would shadow torch in every child
-    (here / "torch.py").write_text(
-        f"import sys\nwith open({str(marker)!r}, 'a') as fh:\n    fh.write(repr(sys.argv) + '\\n')\n")
-    suite = digits_suite(here, "cwd")
-    proc = run_cli("bench", str(suite), "--results", str(tmp_path / "results"), cwd=here)
+def test_modules_in_the_current_directory_are_not_imported_by_children(misbehave_bench) -> None:
+    """`python -m` puts the cwd first on sys.path: the bench's folder holds a torch.py that
+    would shadow torch in every child (and write ``imported``)."""
+    marker = misbehave_bench["root"] / "imported"
     assert not marker.exists(), f"imported by: {marker.read_text()}"
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    row = json.loads((tmp_path / "results" / "cwd" / "results.jsonl").read_text())
-    assert row["status"] == "ok"
+    assert misbehave_bench["rows"]["baseline"]["status"] == "ok"
 
 
 PROBE = """\

@@ -99,21 +99,14 @@ def _leave_a_child(name: str, detach: bool) -> None:
         time.sleep(0.01)
 
 
-class ForkChild(Method):
-    name = "test.fork-child"
-    description = "forks a child (same process group) that outlives the method; the run is ok"
+class LeaveChildren(Method):
+    name = "test.leave-children"
+    description = ("forks a child (same process group) and daemonizes another (setsid, double fork), "
+                   "both outliving the method; the run is ok")
 
     def apply(self, model, params, ctx):
-        _leave_a_child(self.name, detach=False)
-        return model, {}
-
-
-class SetsidChild(Method):
-    name = "test.setsid-child"
-    description = "daemonizes a child (setsid, double fork) that outlives the method; the run is ok"
-
-    def apply(self, model, params, ctx):
-        _leave_a_child(self.name, detach=True)
+        _leave_a_child("child", detach=False)
+        _leave_a_child("daemon", detach=True)
         return model, {}
 
 
@@ -156,7 +149,7 @@ class Skips(Method):
 
 @hookimpl
 def harness_register_methods(register):
-    for cls in (Raises, Segfault, Hang, OutOfMemory, Killed, OsExit, ForkChild, SetsidChild, Chatty, Skips,
+    for cls in (Raises, Segfault, Hang, OutOfMemory, Killed, OsExit, LeaveChildren, Chatty, Skips,
                 NativeThread):
         register(cls)
 

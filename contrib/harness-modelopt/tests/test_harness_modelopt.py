@@ -1,12 +1,11 @@
 """harness-modelopt against ModelOpt called directly: the same preset and calibration
 give the same quantized model (the same logits on every test sample) and the same
-accuracy, in process and through a harness run; CUDA-only presets skip with the reason."""
+accuracy, in process (tests/test_toolkits.py runs it through ``harness bench``); CUDA-only presets skip with the reason."""
 
 from __future__ import annotations
 
 import copy
 import os
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -101,45 +100,13 @@ def test_cuda_only_presets_and_unknown_ones_skip_with_the_reason(mlp: Any, task:
         type(params)(config="int8")
 
 
-def test_harness_bench_reports_the_accuracy_of_the_directly_quantized_model(mlp: Any, task: Any,
-                                                                            tmp_path: Path) -> None:
-    """Installed as a distribution of its own, found through the entry-point group, and run
-    by ``harness bench`` as a user runs it."""
-    import json
-    import subprocess
-    import sys
+def test_installed_as_a_distribution_of_its_own_and_found_through_the_entry_point_group() -> None:
+    """As a user installs it (``pip install ./contrib/harness-modelopt``); tests/test_toolkits.py runs it
+    through ``harness bench`` beside the other adapters."""
     from importlib.metadata import entry_points
+
+    from harness.plugins import load_plugins
 
     assert [(e.name, e.dist.name) for e in entry_points(group="harness") if e.value == "harness_modelopt"] == \
         [("modelopt", "harness-modelopt")]
-    suite = tmp_path / "suite.toml"
-    suite.write_text(textwrap.dedent("""
-        [suite]
-        name = "modelopt"
-        [measure]
-        batch_sizes = [1]
-        warmup_s = 0.0
-        min_time_s = 0.01
-        min_iterations = 3
-        max_time_s = 0.05
-        energy = false
-        [[models]]
-        name = "mlp"
-        source = "builtin"
-        ref = "digits-mlp"
-        [[tasks]]
-        name = "digits"
-        kind = "classification"
-        dataset = "digits"
-        [[methods]]
-        use = "modelopt.quantize"
-        params = { config = "INT8_SMOOTHQUANT_CFG" }
-    """))
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "bench", str(suite), "--results", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = {r["method"]: r for r in map(json.loads, (tmp_path / "r" / "modelopt" / "results.jsonl").open())}
-    row = rows["modelopt.quantize"]
-    assert row["status"] == "ok", row.get("error")
-    assert row["metrics"]["accuracy"] == task.evaluate(directly(mlp, task, "INT8_SMOOTHQUANT_CFG"))["accuracy"]
-    assert row["metrics"]["kernels"] == "simulated", row["provenance"]["kernels"]
+    assert load_plugins().get("method", "modelopt.quantize").plugin.dist == "harness-modelopt"
