@@ -95,6 +95,13 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.CompletedProcess(["harness", *args], code, out.getvalue(), err.getvalue())
 
 
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def write_suite(directory: Path, body: str, name: str = "suite.toml") -> Path:
     path = directory / name
     path.write_text(textwrap.dedent(body))
@@ -208,31 +215,17 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, su
 # The one shared bench of misbehaving methods (tests/plugins/misbehave.py), warm workers, two
 # at a time: isolation (test_isolation.py), processes left behind, logs and temp dirs
 # (test_processes.py), and the warm half of the fork server's fault tests (test_forkserver.py).
-MISBEHAVING = """
-[[methods]]
-use = "test.raise"
-[[methods]]
-use = "test.segfault"
-[[methods]]
-use = "test.oom"
-[[methods]]
-use = "test.oom-killed"
-[[methods]]
-use = "test.os-exit"
-[[methods]]
-use = "test.leave-children"
-[[methods]]
-use = "test.chatty"
-[[methods]]
-use = "test.skip"
-[[methods]]
-use = "broken.method"
+def uses(*names: str) -> str:
+    """``[[methods]]`` tables (TOML) that use each of ``names`` as it is."""
+    return "".join(f'[[methods]]\nuse = "{name}"\n' for name in names)
+
+
+CRASHES = ("test.raise", "test.segfault", "test.oom-killed", "test.os-exit", "test.leave-children")
+MISBEHAVING = uses(*CRASHES, "test.oom", "test.chatty", "test.skip", "broken.method", "quant.int8-dynamic") + """
 [[methods]]
 name = "awq4"
 use = "quant.awq"
 params = { bits = 4 }
-[[methods]]
-use = "quant.int8-dynamic"
 """
 MISBEHAVE_LOG_CAP = 64 << 10  # HARNESS_LOG_CAP_BYTES of that bench: test.chatty prints ~5 MB
 
@@ -249,9 +242,7 @@ def misbehave_bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
             folder.mkdir()
         (here / "torch.py").write_text(
             f"import sys\nwith open({str(root / 'imported')!r}, 'a') as fh:\n    fh.write(repr(sys.argv) + '\\n')\n")
-        dead = subprocess.Popen([sys.executable, "-c", "pass"])
-        dead.wait()
-        stale = tmp / f"harness-runs-{os.getuid()}" / f"harness-run-{dead.pid}-stale"  # what a driver killed with -9 left
+        stale = tmp / f"harness-runs-{os.getuid()}" / f"harness-run-{dead_pid()}-stale"  # what a driver killed with -9 left
         stale.mkdir(parents=True)
         (stale / "spec.json").write_text("{}")
         (root / "stale.txt").write_text(str(stale))

@@ -19,7 +19,7 @@ import pytest
 from test_faults import processes_tagged
 from test_processes import alive, ended_within
 
-from conftest import ROOT, cli, digits_suite
+from conftest import CRASHES, ROOT, cli, digits_suite, uses
 
 PLUGIN_ENV = {"HARNESS_PLUGINS": "misbehave", "PYTHONPATH": str(ROOT / "tests" / "plugins")}
 WARM = "warm: forked from a fork server"
@@ -137,18 +137,6 @@ def test_the_server_counts_native_threads_and_refuses_to_fork_past_them() -> Non
 
 # -- end to end -----------------------------------------------------------------------------------
 
-COLD_CRASHES = """
-    [[methods]]
-    use = "test.raise"
-    [[methods]]
-    use = "test.segfault"
-    [[methods]]
-    use = "test.oom-killed"
-    [[methods]]
-    use = "test.os-exit"
-    [[methods]]
-    use = "test.leave-children"
-"""
 COLD = "cold: fresh interpreter (HARNESS_WORKERS=cold)"
 BOTH_MODES = pytest.mark.parametrize("mode", [WARM, COLD], ids=["warm", "cold"])
 
@@ -188,7 +176,7 @@ def test_a_server_that_cannot_start_means_cold_runs_one_warning_and_crashes_end_
     monkeypatch.setattr(client, "python_command", broken)
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
-    suite = digits_suite(tmp_path, "modes", suite="timeout_s = 120", methods=COLD_CRASHES)
+    suite = digits_suite(tmp_path, "modes", suite="timeout_s = 120", methods=uses(*CRASHES))
     proc = cli("bench", str(suite), "--results", str(tmp_path / "results"), "--jobs", "2", "--only", "test.*",
                env=PLUGIN_ENV | {"MISBEHAVE_PID_DIR": str(pid_dir)})
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MISBEHAVE_LOG_CAP
+from conftest import MISBEHAVE_LOG_CAP, dead_pid
 
 CUT = "bytes cut ...]"
 
@@ -37,12 +37,6 @@ def ended_within(pids: list[int], seconds: float) -> list[int]:
     while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return [p for p in pids if alive(p)]
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 # -- the shared misbehaving bench (tests/conftest.py): children left behind, a chatty run, a
