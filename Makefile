@@ -27,6 +27,10 @@ TORCH_INDEX ?= $(shell $(PYTHON) -c "import shutil, sys, urllib.request as r; \
 	print(sys.argv[1])" $(TORCH_CPU_INDEX) 2>/dev/null)
 TORCH_FROM = $(addprefix --index-url ,$(TORCH_INDEX))
 
+# The tests' builtin models (trained in seconds on first use, keyed by a hash of what decides
+# their weights) and data caches live here across `make test` runs, as .venv does: a re-run
+# does not train them again. HARNESS_TEST_CACHE= gives each run a fresh cache of its own.
+export HARNESS_TEST_CACHE ?= $(CURDIR)/.cache/test
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
@@ -38,10 +42,11 @@ $(VENV)/.bench-deps: pyproject.toml Makefile
 	$(PIP) install --quiet -e ".[torch,measure]"
 	touch $@
 
-$(VENV)/.test-deps: $(VENV)/.bench-deps $(wildcard contrib/*/pyproject.toml)
+$(VENV)/.test-deps: $(VENV)/.bench-deps $(wildcard contrib/*/pyproject.toml examples/*/pyproject.toml)
 	$(PIP) install --quiet -e ".[torch,measure,lm,data,ray,report,mlflow,dev,runtimes]"
-	@# the toolkit adapters under contrib/: distributions of their own, installed as a user would
-	$(PIP) install --quiet $(foreach d,$(wildcard contrib/*/pyproject.toml),-e ./$(dir $(d)))
+	@# the toolkit adapters under contrib/ and the example plugin: distributions of their own,
+	@# installed as a user would
+	$(PIP) install --quiet $(foreach d,$(wildcard contrib/*/pyproject.toml examples/*/pyproject.toml),-e ./$(dir $(d)))
 	@# the report's browser test renders in headless Chromium (Debian's package); best effort:
 	@# without it (no root, no apt) that one test skips and says how to get it
 	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 || \
@@ -96,7 +101,7 @@ benchmarks: $(VENV)/.test-deps
 	$(PY) benchmarks/structured_pruning.py
 
 clean:
-	rm -rf $(VENV) $(VISION_VENV) results/quickstart results/lm-quickstart
+	rm -rf $(VENV) $(VISION_VENV) .cache results/quickstart results/lm-quickstart
 
 # The GPU check's wheels (docs/gpu.md): .whl/ for a GPU machine without network.
 .PHONY: gpu-wheels

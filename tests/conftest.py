@@ -56,10 +56,13 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test session trains the builtin models once, into its own cache: shared by
-    the session's xdist workers (``make test`` runs two), which wait on each other's
-    training (a lock in the cache) rather than train twice."""
+    """The builtin models train once into a cache shared by the session's xdist workers
+    (``make test`` runs two), which wait on each other's training (a lock in the cache)
+    rather than train twice: ``$HARNESS_TEST_CACHE`` (the Makefile's ``.cache/test``, kept
+    across sessions, its models keyed by a hash of what decides their weights), else one
+    of the session's own."""
     cache = Path(os.environ.get("HARNESS_TEST_CACHE") or shared_dir(tmp_path_factory, "harness-cache"))
+    cache.mkdir(parents=True, exist_ok=True)
     os.environ["HARNESS_CACHE"] = str(cache)
     os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "hf-datasets"))  # not the user's ~/.cache
     return cache

@@ -35,6 +35,30 @@ def test_files_named_by_a_spec_are_hashed_by_content_and_cached(tmp_path: Path, 
     assert changed["data.csv"] == first["data.csv"] and changed["tasks"] != first["tasks"]
 
 
+def test_a_builtin_model_trains_to_the_same_weights_and_its_cache_key_follows_its_training_code(
+        monkeypatch) -> None:
+    """The test sessions keep the builtin models across runs (the Makefile's .cache/test): a
+    change to what decides their weights must train them anew."""
+    import harness.toolkit
+    from harness_plugins.sources.builtin import digits
+
+    recipe = digits.Recipe("mlp", 8, epochs=1)
+    threads = torch.get_num_threads()
+    try:
+        first, second = digits.train(recipe).state_dict(), digits.train(recipe).state_dict()
+    finally:
+        torch.set_num_threads(threads)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    key = digits.recipe_hash(recipe)
+    assert digits.recipe_hash(digits.Recipe("mlp", 8, epochs=2)) != key
+
+    def fit(*args, **kwargs):  # another training loop
+        return None
+
+    monkeypatch.setattr(harness.toolkit, "fit", fit)
+    assert digits.recipe_hash(recipe) != key
+
+
 def test_a_plugins_code_edited_without_a_version_bump_is_another_plugin(tmp_path: Path, monkeypatch) -> None:
     package = tmp_path / "my_methods"
     package.mkdir()

@@ -20,11 +20,11 @@ pytest.importorskip("ray")
 def test_bench_on_a_local_ray_cluster(tmp_path: Path) -> None:
     suite = digits_suite(tmp_path, "ray", methods="""
         [[methods]]
-        use = "prune.magnitude"
-        [[methods]]
         use = "test.kill-parent"
-    """)
-    proc = run_cli("bench", str(suite), "--executor", "ray", "--jobs", "2", "--results", str(tmp_path / "r"),
+        [[methods]]
+        use = "prune.magnitude"
+    """)  # one slot: the run after the killed one needs the slot's replacement
+    proc = run_cli("bench", str(suite), "--executor", "ray", "--jobs", "1", "--results", str(tmp_path / "r"),
                    env={"RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled", "HARNESS_PLUGINS": "ray_killer",
                         "PYTHONPATH": str(ROOT / "tests" / "plugins")})
     assert proc.returncode == 1, proc.stdout + proc.stderr  # one run failed; no traceback, the suite went on

@@ -56,12 +56,15 @@ def build(recipe: Recipe) -> Any:
 def recipe_hash(recipe: Recipe) -> str:
     import torch
 
+    from harness.toolkit import fit
     from harness_plugins.data import digits as data
     from harness_plugins.sources.builtin import digits_models
 
     h = hashlib.sha256()
     h.update(repr(recipe).encode())
     h.update(inspect.getsource(digits_models).encode())
+    for code in (build, _TrainingTask, train, fit):  # what decides the weights, not the plumbing
+        h.update(inspect.getsource(code).encode())
     h.update(data.fingerprint(recipe.dataset).encode())
     h.update(".".join(torch.__version__.split(".")[:2]).encode())
     return h.hexdigest()[:16]
