@@ -61,6 +61,9 @@ class _Cache:
     def save(self) -> None:
         if not self.dirty:
             return
+        # files gone since (a deleted results folder, a temporary data set) leave the cache:
+        # it holds what exists, however many benches ran
+        self.data = {path: known for path, known in self.data.items() if os.path.exists(path)}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")

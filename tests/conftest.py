@@ -266,11 +266,24 @@ def misbehave_bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
 
 
 @pytest.fixture(scope="session")
-def zoo(tmp_path_factory: pytest.TempPathFactory):
-    """Tiny real models and data sets (tests/zoo.py), each built once per session."""
+def zoo(model_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Tiny real models and data sets (tests/zoo.py), each built once: kept with the builtin
+    models under ``$HARNESS_TEST_CACHE``, keyed by tests/zoo.py and the versions of the
+    libraries that build them; without that variable, once per session."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
     from zoo import Zoo
 
-    return Zoo(shared_dir(tmp_path_factory, "zoo"))
+    if not os.environ.get("HARNESS_TEST_CACHE"):
+        return Zoo(shared_dir(tmp_path_factory, "zoo"))
+    key = hashlib.sha256((ROOT / "tests" / "zoo.py").read_bytes())
+    for name in ("torch", "transformers", "tokenizers", "pillow", "numpy", "scikit-learn"):
+        with contextlib.suppress(PackageNotFoundError):  # .venv-vision has fewer
+            key.update(f"{name} {version(name)}".encode())
+    root = model_cache / f"zoo-{key.hexdigest()[:16]}"
+    root.mkdir(exist_ok=True)
+    return Zoo(root)
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,11 @@ def test_files_named_by_a_spec_are_hashed_by_content_and_cached(tmp_path: Path, 
     (tmp_path / "tasks" / "t.yaml").write_text("task: y\n")
     changed = files_read(spec, tmp_path)
     assert changed["data.csv"] == first["data.csv"] and changed["tasks"] != first["tasks"]
+    (tmp_path / "tasks" / "t.yaml").unlink()  # a file gone leaves the cache when it is next written
+    (tmp_path / "other.csv").write_text("c\n3\n")
+    files_read({"name": "u", "kind": "x", "config": {"path": "other.csv"}}, tmp_path)
+    cached = json.loads((tmp_path / "cache" / "fingerprints.json").read_text())
+    assert sorted(Path(p).name for p in cached) == ["data.csv", "other.csv"]
 
 
 def test_a_builtin_model_trains_to_the_same_weights_and_its_cache_key_follows_its_training_code(
