@@ -17,6 +17,7 @@ from typing import Any
 
 from harness import hookimpl
 from harness.api import PreparedTask, Skip, TaskKind
+from harness_plugins.sources.hf import TRANSFORMERS_PRELOAD
 from harness_plugins.tasks.class_labels import scores
 
 
@@ -168,7 +169,7 @@ class TextClassificationData(PreparedTask):
 
 class TextClassification(TaskKind):
     name = "text-classification"
-    preload = ("datasets", "transformers.modeling_utils")
+    preload = ("datasets", *TRANSFORMERS_PRELOAD)
     requires = ("datasets",)  # harness validate and harness plugins say when it is missing
     description = "accuracy (± standard error) and macro-F1 of a sequence classifier on a datasets data set"
     Config = TextClassificationConfig

@@ -22,6 +22,7 @@ import harness_plugins.tasks.lm.fidelity_modes as modes
 import harness_plugins.tasks.lm.pooling as pooling
 from harness.api import TaskKind
 from harness.toolkit import OMIT_AT_DEFAULT
+from harness_plugins.sources.hf import TRANSFORMERS_PRELOAD
 from harness_plugins.tasks.lm.text_task import TextKeys, TextTask, missing_file
 
 
@@ -176,7 +177,7 @@ class FidelityData(TextTask):
 
 class Fidelity(TaskKind):
     name = "fidelity"
-    preload = ("transformers.modeling_utils",)
+    preload = TRANSFORMERS_PRELOAD
     description = "agreement of the compressed model's outputs with the original's (distributions or hidden states)"
     Config = FidelityConfig
 

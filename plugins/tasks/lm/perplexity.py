@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import Outcomes, TaskKind
+from harness_plugins.sources.hf import TRANSFORMERS_PRELOAD
 from harness_plugins.tasks.lm.text_task import TextKeys, TextTask, missing_file
 
 
@@ -93,7 +94,7 @@ class PerplexityData(TextTask):
 
 class Perplexity(TaskKind):
     name = "perplexity"
-    preload = ("transformers.modeling_utils",)
+    preload = TRANSFORMERS_PRELOAD
     description = "perplexity and bits per byte of a causal LM on a local text file (rolling windows)"
     Config = PerplexityConfig
 
