@@ -229,7 +229,11 @@ MISBEHAVING = uses(*CRASHES, "test.oom", "test.chatty", "test.skip", "broken.met
 name = "awq4"
 use = "quant.awq"
 params = { bits = 4 }
-"""
+[[methods]]
+name = "fq-{bits}"
+use = "example.fake-quant"
+sweep = { bits = [2, 8] }
+"""  # the last: examples/harness-example, installed as a user would (the Makefile does)
 MISBEHAVE_LOG_CAP = 64 << 10  # HARNESS_LOG_CAP_BYTES of that bench: test.chatty prints ~5 MB
 
 

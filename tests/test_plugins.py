@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from harness.plugins import load_plugins
 
-from conftest import ROOT, cli, digits_suite, run_cli
+from conftest import ROOT, cli, run_cli
 
 TEST_PLUGINS = {"PYTHONPATH": str(ROOT / "tests" / "plugins")}
 
@@ -69,23 +67,16 @@ def test_disable_plugins_blocks_by_name() -> None:
 
 
 @pytest.mark.e2e
-def test_third_party_plugin_is_discovered_and_runs(tmp_path: Path) -> None:
-    """examples/harness-example, installed as a user would (``pip install``; the Makefile does)."""
+def test_third_party_plugin_is_discovered_and_runs(misbehave_bench) -> None:
+    """examples/harness-example, installed as a user would (``pip install``; the Makefile does);
+    its sweep runs in the shared misbehaving bench (tests/conftest.py)."""
     proc = run_cli("plugins", env={"COLUMNS": "400"})
     assert "harness-example" in proc.stdout and "0.2.0" in proc.stdout
     assert "method:example.fake-quant" in proc.stdout
     methods = run_cli("methods", env={"COLUMNS": "400"})
     assert "example.fake-quant" in methods.stdout and "bits=4" in methods.stdout
 
-    suite = digits_suite(tmp_path, "third-party", methods="""
-        [[methods]]
-        name = "fq-{bits}"
-        use = "example.fake-quant"
-        sweep = { bits = [2, 8] }
-    """)
-    bench = run_cli("bench", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2")
-    assert bench.returncode == 0, bench.stdout + bench.stderr
-    rows = {r["method"]: r for r in map(json.loads, (tmp_path / "r/third-party/results.jsonl").read_text().splitlines())}
+    rows = misbehave_bench["rows"]
     assert rows["fq-8"]["status"] == "ok" and rows["fq-2"]["status"] == "ok"
     assert rows["fq-8"]["steps"][0]["info"]["kernels"].startswith("simulated")
     # 8 bits keeps the accuracy, 2 bits loses some: the plugin really changed the model
