@@ -93,7 +93,7 @@ def markdown(summary: dict[str, Any]) -> str:
                   f"- torchao status: {_fmt(json.dumps(env.get('torchao_status'), default=str))[:400]}",
                   f"- onnxruntime {env.get('onnxruntime')}: CUDA provider {'yes' if env.get('onnxruntime_cuda') else 'no'}, "
                   f"TensorRT provider {'yes' if env.get('onnxruntime_tensorrt') else 'no'} "
-                  f"({', '.join(env.get('onnxruntime_providers') or [])}); not a harness runtime yet (issue 20)", ""]
+                  f"({', '.join(env.get('onnxruntime_providers') or [])}); the onnxruntime runtime needs the CUDA provider on cuda", ""]
     lines += ["## Judgements", "", "| judgement | result |", "| --- | --- |"]
     lines += [f"| {k} | {'PASS' if val is True else 'FAIL' if val is False else val} |" for k, val in v.items()]
     lines += ["", "## Steps", "", "| step | status | s | problems |", "| --- | --- | --- | --- |"]
