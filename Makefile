@@ -47,6 +47,9 @@ $(VENV)/.test-deps: $(VENV)/.bench-deps $(wildcard contrib/*/pyproject.toml exam
 	@# the toolkit adapters under contrib/ and the example plugin: distributions of their own,
 	@# installed as a user would
 	$(PIP) install --quiet $(foreach d,$(wildcard contrib/*/pyproject.toml examples/*/pyproject.toml),-e ./$(dir $(d)))
+	@# optimum-quanto compiles its CPU kernels on first use (about a minute, once per install):
+	@# here, with the install, rather than inside the first test that uses them
+	@$(PY) -c "import harness_quanto.kernels" 2>&1 | grep -v "^Failed to load\|^W[0-9]" || true
 	@# the report's browser test renders in headless Chromium (Debian's package); best effort:
 	@# without it (no root, no apt) that one test skips and says how to get it
 	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 || \

@@ -150,6 +150,7 @@ class Quantize(Method):
     family = "quantization"
     needs = ("calibration",)  # used where activations are quantized
     requires = ("optimum",)
+    preload = ("harness_quanto.kernels",)  # its CPU kernels, compiled and loaded outside any run's figures
     description = "optimum-quanto quantize + freeze: int8/int4/int2/float8 weights, optional int8/float8 activations"
     Params = QuantizeParams
 

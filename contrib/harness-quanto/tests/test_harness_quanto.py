@@ -124,6 +124,27 @@ def test_a_stored_int4_model_runs_under_inference_mode_after_loading(mlp: Any, t
         assert torch.equal(loaded(task.x), ours(task.x))
 
 
+def test_its_cpu_kernels_are_built_and_loaded_by_its_preload_not_inside_a_run(
+        mlp: Any, task: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """quanto compiles (once per install, ~30-60 s) and loads its CPU extension on the first
+    use of a packed weight: the method's preload does both before a run, so that neither
+    lands in a run's compression time or first call."""
+    from harness_quanto import Quantize, kernels
+    from optimum.quanto.library.extensions import extension, get_extension
+
+    loads: list[str] = []
+    real = extension.load
+    monkeypatch.setattr(extension, "load", lambda **kw: loads.append(kw["name"]) or real(**kw))
+    monkeypatch.setattr(get_extension("quanto_cpp"), "_lib", None)  # as in a process that has not loaded it
+    assert "harness_quanto.kernels" in Quantize.preload
+    kernels.load()  # what the fork server's (or a cold worker's) import of it does
+    assert loads == ["quanto_cpp"]
+    ours, _ = through_harness(mlp, task, CASES["int4-weights"], tmp_path)  # the run: packs and unpacks int4
+    with torch.inference_mode():
+        ours(task.x)
+    assert loads == ["quanto_cpp"]  # nothing built or loaded inside the run
+
+
 def test_installed_as_a_distribution_of_its_own_and_found_through_the_entry_point_group() -> None:
     """As a user installs it (``pip install ./contrib/harness-quanto``); tests/test_toolkits.py runs it
     through ``harness bench`` beside the other adapters."""
