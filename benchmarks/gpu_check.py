@@ -54,21 +54,9 @@ from gpu_check_children import (  # noqa: E402
     timer_code,
     train_code,
 )
-from gpu_check_judge import (  # noqa: E402,F401 (wheel_problems & co. are used by the tests through this module)
-    REPRO_BATCHES,
-    WHEELS,
-    _first_line,
-    judge_compiled_int8,
-    judge_nvml,
-    judge_repro,
-    judge_rows,
-    load_rows,
-    p50s_of,
-    wheel_problems,
-    wheel_tag_problem,
-)
+from gpu_check_judge import _first_line, wheel_problems  # noqa: E402
 from gpu_check_runner import RESERVE  # noqa: E402
-from gpu_check_summary import junit_counts, markdown, row_table, verdict  # noqa: E402,F401
+from gpu_check_summary import junit_counts  # noqa: E402
 
 SUITES = ROOT / "benchmarks" / "gpu_check_suites"
 

@@ -3,21 +3,25 @@ check cannot rot between GPU loans; and its judgements say pass or fail from the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def driver():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def check_pieces() -> SimpleNamespace:
+    """The GPU check's judgements and summary (benchmarks/gpu_check_judge.py and
+    gpu_check_summary.py: standard library only, as the driver imports them)."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check_judge
+    import gpu_check_summary
+
+    return SimpleNamespace(**{**vars(gpu_check_judge), **vars(gpu_check_summary)})
 
 
 def dry_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -48,7 +52,7 @@ def test_the_dry_run_validates_the_suites_and_writes_the_summary(tmp_path: Path)
 
 
 def test_missing_wheels_are_named(tmp_path: Path) -> None:
-    check = driver()
+    check = check_pieces()
     problems, _ = check.wheel_problems(tmp_path / "nothing")
     assert "gpu_wheels.sh" in problems[0]
     (tmp_path / "w").mkdir()
@@ -59,7 +63,7 @@ def test_missing_wheels_are_named(tmp_path: Path) -> None:
 
 
 def test_wheels_are_checked_for_cpython_312_manylinux_by_name(tmp_path: Path) -> None:
-    check = driver()
+    check = check_pieces()
     fake_wheels(tmp_path / "w")
     assert check.wheel_problems(tmp_path / "w")[0] == []
     assert check.wheel_tag_problem("torchao-0.18.0-cp310-abi3-manylinux_2_28_x86_64.whl") is None
@@ -69,7 +73,7 @@ def test_wheels_are_checked_for_cpython_312_manylinux_by_name(tmp_path: Path) ->
 
 
 def test_a_missing_wheel_fails_the_dry_run(tmp_path: Path) -> None:
-    check = driver()
+    check = check_pieces()
     fake_wheels(tmp_path / "w")
     (tmp_path / "w" / "torchao-0.18.0-cp310-abi3-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl").unlink()
     problems, _ = check.wheel_problems(tmp_path / "w")
@@ -87,7 +91,7 @@ def row(method: str, status: str = "ok", p50: float = 1.0, sps: float = 1000.0, 
 
 
 def test_the_judgements_follow_the_rows() -> None:
-    check = driver()
+    check = check_pieces()
     rows = [row("baseline"), row("fp4", "skipped"), row("int8-weight", p50=5.0, sps=100.0),
             row("int8-weight+compile", p50=0.5, sps=900.0), row("int8-dynamic", p50=2.0),
             row("int8-dynamic+compile", p50=2.02)]
@@ -104,7 +108,7 @@ def test_the_judgements_follow_the_rows() -> None:
 
 
 def test_reproducibility_is_within_3_percent_of_each_other_and_5_of_timer() -> None:
-    check = driver()
+    check = check_pieces()
     timer = {"1": 0.1, "64": 0.2, "512": 1.0}
     runs = [{"1": 0.101, "64": 0.2, "512": 1.01}, {"1": 0.1, "64": 0.202, "512": 1.0},
             {"1": 0.099, "64": 0.199, "512": 0.99}]
