@@ -99,6 +99,9 @@ def prepare_models(runs: list[RunSpec], out: Any, workers: Workers) -> None:
             out.print(line[len(PROGRESS):].rstrip(), markup=False, highlight=False)
 
     timeout_s = prepare_timeout_s()  # a mistyped value stops the bench before anything runs
+    waited = workers.wait_ready()  # the models are prepared in children forked from it
+    if waited >= 1:
+        out.print(f"[dim]workers ready in {waited:.1f}s (torch and the suite's plugins imported once)[/]")
     t0 = time.monotonic()
     for model, suite_dir in seen.values():
         try:

@@ -86,6 +86,13 @@ class Workers:
                            for use in plugin_uses(run.model.source, run.task.kind, (s.use for s in run.steps))})
             self.server = ForkServer(home / "forkserver.log", energy=any(r.measure.energy for r in runs), uses=uses)
 
+    def wait_ready(self) -> float:
+        """Wait for the fork server's imports, where there is one; the seconds waited."""
+        t0 = time.monotonic()
+        if self.server is not None:
+            self.server.wait_ready()
+        return time.monotonic() - t0
+
     def run(self, spec: RunSpec, log_path: Path, stop: threading.Event | None = None,
             gpu: str | None = None, env: dict[str, str] | None = None) -> RunResult:
         """Run ``spec`` in its own worker that sees only ``gpu`` (None: what this process

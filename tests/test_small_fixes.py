@@ -80,6 +80,23 @@ def test_a_hung_model_preparation_is_stopped_with_one_sentence_naming_the_model_
     assert "its runs will report the error" in said
 
 
+def test_the_workers_start_is_its_own_line_not_the_models_preparation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow fork server (a plugin's preload compiling kernels, say) was counted as
+    "1 model ready in 30s"."""
+    from harness.bench import prepare_models
+    from harness.workers import Workers
+
+    workers = Workers()
+    monkeypatch.setattr(workers, "wait_ready", lambda: 29.5)
+    monkeypatch.setattr(workers, "prepare", lambda *args, **kwargs: (0, []))
+    model = {"name": "m", "source": "builtin", "ref": "digits-mlp", "options": {}}
+    out = console()
+    prepare_models([SimpleNamespace(model=SimpleNamespace(to_dict=lambda: model), suite_dir=".")], out, workers)
+    said = text(out)
+    assert "workers ready in 29.5s (torch and the suite's plugins imported once)" in said, said
+    assert "1 model ready in 0.0s" in said, said
+
+
 def test_a_mistyped_preparation_timeout_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.errors import UsageError
     from harness.workers import PREPARE_TIMEOUT_S, prepare_timeout_s
